@@ -1,0 +1,1 @@
+"""AST to checked IR to generated TFP-on-JAX Python."""

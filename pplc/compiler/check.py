@@ -1,0 +1,626 @@
+"""Check a parsed program and build the IR: names in order, dtypes, named-dim shapes, plates, placement."""
+from __future__ import annotations
+
+from ..dsl import ast
+from ..dsl.diagnostics import DiagnosticSink, did_you_mean
+from ..dsl.spans import Source, Span
+from . import ir
+from .distributions import DISTRIBUTIONS, DistSpec
+
+ELEMENTWISE_FUNCS = {"exp", "log", "log1p", "expm1", "sqrt", "abs", "sigmoid", "logit", "softplus",
+                     "tanh", "square", "lgamma", "log_sigmoid"}
+REDUCE_ALL = {"sum", "mean", "max", "min"}
+LAST_AXIS_REDUCE = {"logsumexp", "argmax"}
+LAST_AXIS_KEEP = {"softmax", "log_softmax"}
+FUNCTIONS = ELEMENTWISE_FUNCS | REDUCE_ALL | LAST_AXIS_REDUCE | LAST_AXIS_KEEP | {"dot", "where"}
+ARITH = {"+", "-", "*", "/", "**"}
+COMPARE = {"==", "!=", "<", "<=", ">", ">="}
+
+
+class _Bad(Exception):
+    """An expression already reported; stops checking the statement without cascading."""
+
+
+def shape_str(dims) -> str:
+    return "[" + ", ".join(dims) + "]" if dims else "a scalar"
+
+
+def _promote(*dtypes: str) -> str:
+    if "real" in dtypes:
+        return "real"
+    if "int" in dtypes:
+        return "int"
+    return "bool"
+
+
+class Checker:
+    """Walks the AST once, in order, building IR variables; collects every independent error."""
+
+    def __init__(self, program: ast.Program, source: Source):
+        self.program = program
+        self.source = source
+        self.sink = DiagnosticSink(source)
+        self.vars: dict[str, ir.Variable] = {}
+        self.order: list[ir.Variable] = []
+        self.dims: dict[str, ir.Dim] = {}
+        self.plates: list[ir.Plate] = []
+        self.sharded: dict[str, Span] = {}  # dim -> where a plate shards it
+        self.unsharded: dict[str, Span] = {}
+        self.dim_first_use: dict[str, Span] = {}
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> ir.Model:
+        self._collect_plates(self.program.statements)
+        for stmt in self.program.statements:
+            self._stmt(stmt, ())
+        for name, dim in self.dims.items():
+            if dim.source == "data" and not any(name in v.phys for v in self.order if v.kind == "data"):
+                self.sink.error(f"the size of dim `{name}` is unknown: no data array has it, and there is "
+                                f"no `const {name}` or `data {name}: int`", self.dim_first_use.get(name, dim.span))
+        self.sink.raise_if_errors()
+        return ir.Model(self.source.filename, tuple(self.order), tuple(self.dims.values()), tuple(self.plates))
+
+    def _collect_plates(self, stmts):
+        for s in stmts:
+            if isinstance(s, ast.Plate):
+                (self.sharded if s.sharded else self.unsharded).setdefault(s.dim, s.dim_span)
+                self._collect_plates(s.body)
+
+    # ------------------------------------------------------------------ dims
+    def _dim(self, d: ast.Dim) -> str:
+        if d.size is not None:
+            name = str(d.size)
+            self.dims.setdefault(name, ir.Dim(name, d.size, "literal", False, d.span))
+            return name
+        name = d.name
+        if name in self.dims:
+            return name
+        self.dim_first_use.setdefault(name, d.span)
+        var = self.vars.get(name)
+        if var is not None and var.kind == "const":
+            if not isinstance(var.const_value, int) or var.const_value < 1:
+                self.sink.error(f"dim `{name}` needs a positive integer size, but const `{name}` is "
+                                f"{var.const_value}", d.span)
+                raise _Bad
+            dim = ir.Dim(name, var.const_value, "const", False, d.span)
+        elif var is not None and var.kind == "data" and var.dtype == "int" and not var.phys:
+            dim = ir.Dim(name, None, "data-scalar", name in self.sharded, d.span)
+        elif var is not None:
+            self.sink.error(f"`{name}` is a {var.kind} variable, not a dim", d.span,
+                            hint="a dim is a name whose size comes from the data, a `const`, or an integer")
+            raise _Bad
+        else:
+            dim = ir.Dim(name, None, "data", name in self.sharded, d.span)
+        self.dims[name] = dim
+        return name
+
+    def _is_sharded(self, dim: str) -> bool:
+        return dim in self.sharded
+
+    def _check_one_sharded(self, axes: ir.Axes, span: Span, what: str):
+        sh = sorted({d for d in axes.all if self._is_sharded(d)})
+        if len(sh) > 1:
+            self.sink.error(f"{what} would have two sharded dims, `{sh[0]}` and `{sh[1]}`; a value can be split "
+                            "across devices along one dim only", span,
+                            hint="shard one of the plates only, or keep the two apart")
+            raise _Bad
+
+    # ------------------------------------------------------------------ statements
+    def _define(self, var: ir.Variable, span: Span) -> None:
+        if var.name in self.vars:
+            prev = self.vars[var.name]
+            self.sink.error(f"`{var.name}` is already defined (at {prev.span})", span)
+            raise _Bad
+        self.vars[var.name] = var
+        self.order.append(var)
+
+    def _name_ok(self, name: str, span: Span) -> bool:
+        if name.startswith("_"):
+            self.sink.error(f"names starting with '_' are reserved (`{name}`)", span)
+            return False
+        if name in DISTRIBUTIONS or name in FUNCTIONS:
+            self.sink.error(f"`{name}` is the name of a built-in {'distribution' if name in DISTRIBUTIONS else 'function'}",
+                            span)
+            return False
+        return True
+
+    def _var(self, stmt, name, kind, dtype, plates, phys, **kw) -> ir.Variable:
+        return ir.Variable(name=name, kind=kind, dtype=dtype, plates=plates, phys=phys, span=stmt.span,
+                           line=stmt.span.line, source_line=self.source.line(stmt.span.line).strip(), **kw)
+
+    def _stmt(self, stmt: ast.Stmt, ctx: tuple[ir.Plate, ...]) -> None:
+        try:
+            if isinstance(stmt, ast.DataDecl):
+                self._data(stmt, ctx)
+            elif isinstance(stmt, ast.ConstDecl):
+                self._const(stmt, ctx)
+            elif isinstance(stmt, ast.Sample):
+                self._sample(stmt, ctx)
+            elif isinstance(stmt, ast.Assign):
+                self._assign(stmt, ctx, "assign")
+            elif isinstance(stmt, ast.Track):
+                self._assign(stmt, ctx, "track")
+            elif isinstance(stmt, ast.Plate):
+                self._plate(stmt, ctx)
+        except _Bad:
+            pass
+
+    def _data(self, s: ast.DataDecl, ctx):
+        if ctx:
+            self.sink.error("`data` declarations belong at the top level, outside plates", s.span)
+            raise _Bad
+        if not self._name_ok(s.name, s.name_span):
+            raise _Bad
+        phys = tuple(self._dim(d) for d in s.type.dims)
+        self._check_one_sharded(ir.Axes((), phys), s.type.span, f"data `{s.name}`")
+        sharded = next((d for d in phys if self._is_sharded(d)), None)
+        self._define(self._var(s, s.name, "data", s.type.dtype, (), phys, sharded_dim=sharded), s.name_span)
+
+    def _const(self, s: ast.ConstDecl, ctx):
+        if ctx:
+            self.sink.error("`const` declarations belong at the top level, outside plates", s.span)
+            raise _Bad
+        if not self._name_ok(s.name, s.name_span):
+            raise _Bad
+        value = self._const_value(s.value)
+        dtype = "int" if isinstance(value, int) and not isinstance(value, bool) else "real"
+        self._define(self._var(s, s.name, "const", dtype, (), (), const_value=value), s.name_span)
+
+    def _const_value(self, e: ast.Expr):
+        if isinstance(e, ast.Num):
+            return e.value
+        if isinstance(e, ast.Name) and e.id in self.vars and self.vars[e.id].kind == "const":
+            return self.vars[e.id].const_value
+        if isinstance(e, ast.Neg):
+            return -self._const_value(e.operand)
+        if isinstance(e, ast.BinOp) and e.op in ARITH:
+            a, b = self._const_value(e.left), self._const_value(e.right)
+            r = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
+                 "**": lambda: a ** b}[e.op]()
+            return r
+        self.sink.error("a const must be a number, another const, or arithmetic on them", e.span,
+                        hint="use `NAME = EXPR` for a value computed from data or variables")
+        raise _Bad
+
+    def _plate(self, s: ast.Plate, ctx):
+        bad = False
+        if s.dim in (p.dim for p in ctx):
+            self.sink.error(f"plate `{s.dim}` is already open here", s.dim_span)
+            bad = True
+        if s.sharded and any(p.sharded for p in ctx):
+            outer = next(p for p in ctx if p.sharded)
+            self.sink.error(f"sharded plate `{s.dim}` inside sharded plate `{outer.dim}`: only one plate can be "
+                            "split across devices at a time", s.dim_span,
+                            notes=(f"`{outer.dim}` is sharded at {outer.span}",),
+                            hint=f"drop `sharded over devices` from one of them")
+            bad = True
+        if s.dim in self.sharded and not s.sharded:
+            self.sink.error(f"plate `{s.dim}` is sharded at {self.sharded[s.dim]} but not here; a dim is split "
+                            "across devices everywhere or nowhere", s.dim_span,
+                            hint="add `sharded over devices` here too")
+            bad = True
+        if s.dim not in self.dims and not (s.dim in self.vars and self.vars[s.dim].kind in ("const", "data")):
+            hint = did_you_mean(s.dim, list(self.dims))
+            self.sink.error(f"plate over unknown dim `{s.dim}`: no data or variable declared so far has it",
+                            s.dim_span, hint=hint or "declare the data with this dim first, e.g. `data y: real[" + s.dim + "]`")
+            bad = True
+        elif s.dim not in self.dims:
+            self._dim(ast.Dim(s.dim, None, s.dim_span))
+        if bad:
+            return
+        plate = ir.Plate(s.dim, s.sharded, s.dim_span)
+        self.plates.append(plate)
+        for inner in s.body:
+            self._stmt(inner, ctx + (plate,))
+
+    def _assign(self, s, ctx, what):
+        if not self._name_ok(s.name, s.name_span):
+            raise _Bad
+        value = self.expr(s.value, ctx)
+        if what == "track":
+            kind = "track"
+        else:
+            kind = "deterministic" if value.latent else "transformed"
+        plates = tuple(p.dim for p in ctx)
+        sharded = next((d for d in value.axes.all if self._is_sharded(d)), None)
+        self._define(self._var(s, s.name, kind, value.dtype, plates, value.axes.all, value=value,
+                               sharded_dim=sharded, latent=value.latent), s.name_span)
+
+    def _sample(self, s: ast.Sample, ctx):
+        plates = tuple(p.dim for p in ctx)
+        existing = self.vars.get(s.name)
+        if existing is not None and existing.kind not in ("data", "transformed"):
+            if existing.kind == "deterministic":
+                self.sink.error(f"`{s.name}` is a deterministic quantity (defined at {existing.span}); only data "
+                                "or a new random variable can follow `~`", s.name_span,
+                                hint="give the random variable a new name")
+            else:
+                self.sink.error(f"`{s.name}` is already defined (at {existing.span})", s.name_span)
+            raise _Bad
+        if existing is None and not self._name_ok(s.name, s.name_span):
+            raise _Bad
+        dist = self._dist(s.dist, ctx)
+        spec = dist.spec
+        if existing is not None:  # observed
+            if s.type is not None:
+                self.sink.error(f"`{s.name}` is data (declared at {existing.span}); its type is already known",
+                                s.type.span, hint=f"write `{s.name} ~ ...`")
+                raise _Bad
+            view = self._view(existing, ctx)
+            missing = [d for d in plates if d not in view.plates]
+            if missing:
+                self.sink.error(f"`{s.name}` is observed inside plate `{missing[0]}` but has no dim `{missing[0]}` "
+                                f"(its shape is {shape_str(existing.phys)})", s.name_span)
+                raise _Bad
+            if spec.discrete and existing.dtype == "real":
+                self.sink.error(f"{spec.name} observes integers, but `{s.name}` is declared real "
+                                f"(at {existing.span})", s.name_span,
+                                hint=f"declare it `data {s.name}: int[...]`")
+                raise _Bad
+            if not spec.discrete and existing.dtype == "bool":
+                self.sink.error(f"{spec.name} is continuous, but `{s.name}` is declared bool", s.name_span)
+                raise _Bad
+            item = view.item
+            self._match_batch(dist, item, s.name, s.dist.span)
+            phys = plates + item
+            self._check_one_sharded(ir.Axes(plates, item), s.span, f"`{s.name}`")
+            sharded = next((d for d in phys if self._is_sharded(d)), None)
+            var = self._var(s, s.name, "observed", existing.dtype, plates, phys, dist=dist, support=spec.support,
+                            sharded_dim=sharded)
+            # The observed site replaces the data entry in order; the data stays as it was declared.
+            self.order.append(var)
+            return
+        if spec.discrete:
+            self.sink.error(f"`{s.name}` would be a discrete latent variable ({spec.name}); HMC and NUTS sample "
+                            "continuous variables only", s.dist.span,
+                            hint=f"declare `data {s.name}` to observe it, or marginalise it out")
+            raise _Bad
+        if s.type is not None:
+            if s.type.dtype != "real":
+                self.sink.error(f"latent `{s.name}` must be real (it is declared {s.type.dtype})", s.type.span)
+                raise _Bad
+            item = tuple(self._dim(d) for d in s.type.dims)
+            in_ctx = [d for d in item if d in plates]
+            if in_ctx:
+                self.sink.error(f"`{s.name}` is declared inside plate `{in_ctx[0]}` and already gets dim "
+                                f"`{in_ctx[0]}` from it; give the shape of one item", s.type.span)
+                raise _Bad
+            self._match_batch(dist, item, s.name, s.dist.span)
+        else:
+            item = dist.batch_item + self._event_dims(dist)
+        phys = plates + item
+        self._check_one_sharded(ir.Axes(plates, item), s.span, f"`{s.name}`")
+        if spec.event_rank and any(self._is_sharded(d) for d in item[len(item) - spec.event_rank:]):
+            self.sink.error(f"the event dim of {spec.name} cannot be sharded", s.span)
+            raise _Bad
+        sharded = next((d for d in phys if self._is_sharded(d)), None)
+        self._define(self._var(s, s.name, "latent", "real", plates, phys, dist=dist, support=spec.support,
+                               sharded_dim=sharded, latent=True), s.name_span)
+
+    def _event_dims(self, dist: ir.DistCall) -> tuple[str, ...]:
+        spec = dist.spec
+        if not spec.event_rank:
+            return ()
+        for name, e in dist.params:
+            if spec.param_event_rank.get(name):
+                return e.axes.item[len(e.axes.item) - spec.event_rank:]
+        return ()
+
+    def _match_batch(self, dist: ir.DistCall, item: tuple[str, ...], name: str, span: Span):
+        """The distribution's batch must broadcast to the variable's item shape (less its event dims)."""
+        spec = dist.spec
+        want = item[:len(item) - spec.event_rank] if spec.event_rank else item
+        if spec.event_rank:
+            ev = self._event_dims(dist)
+            have = item[len(item) - spec.event_rank:]
+            if ev and ev != have:
+                self.sink.error(f"{spec.name} has event shape {shape_str(ev)} but `{name}` has shape "
+                                f"{shape_str(item)}", span)
+                raise _Bad
+        for pname, e in dist.params:
+            r = spec.param_event_rank.get(pname, 0)
+            p_item = e.axes.item[:len(e.axes.item) - r] if r else e.axes.item
+            if len(p_item) > len(want) or any(a != b and a != "1" for a, b in zip(reversed(p_item), reversed(want))):
+                full = e.axes.item
+                self.sink.error(f"{spec.name} {pname} has shape {shape_str(full)} but `{name}` has shape "
+                                f"{shape_str(item)}", dict(dist.param_spans).get(pname, span),
+                                hint="the parameters must broadcast to the variable's shape (one item of each plate)")
+                raise _Bad
+
+    def _dist(self, e: ast.Expr, ctx) -> ir.DistCall:
+        if not isinstance(e, ast.Call):
+            self.sink.error("expected a distribution after `~`, such as `Normal(0, 1)`", e.span)
+            raise _Bad
+        spec = DISTRIBUTIONS.get(e.func)
+        if spec is None:
+            hint = did_you_mean(e.func, DISTRIBUTIONS)
+            what = "function" if e.func in FUNCTIONS else "distribution"
+            self.sink.error(f"unknown distribution `{e.func}`" + (f" (`{e.func}` is a {what})" if what == "function" else ""),
+                            e.func_span, hint=hint or "known: " + ", ".join(sorted(DISTRIBUTIONS)))
+            raise _Bad
+        given: dict[str, ast.Expr] = {}
+        spans: dict[str, Span] = {}
+        if len(e.args) > len(spec.params):
+            self.sink.error(f"{spec.name} takes at most {len(spec.params)} positional argument"
+                            f"{'s' if len(spec.params) != 1 else ''} ({', '.join(spec.params) or 'none'}), "
+                            f"got {len(e.args)}", e.args[len(spec.params)].span)
+            raise _Bad
+        for pname, a in zip(spec.params, e.args):
+            given[pname] = a
+            spans[pname] = a.span
+        for kw in e.kwargs:
+            if kw.name not in spec.params:
+                hint = did_you_mean(kw.name, spec.params)
+                self.sink.error(f"{spec.name} has no parameter `{kw.name}`", kw.span,
+                                hint=hint or f"its parameters are {', '.join(spec.params) or 'none'}")
+                raise _Bad
+            if kw.name in given:
+                self.sink.error(f"{spec.name} parameter `{kw.name}` is given twice", kw.span)
+                raise _Bad
+            given[kw.name] = kw.value
+            spans[kw.name] = kw.span
+        missing = [p for p in spec.required if p not in given]
+        if missing:
+            self.sink.error(f"{spec.name} needs {', '.join(missing)}", e.span,
+                            hint=f"{spec.name}({', '.join(spec.params)})")
+            raise _Bad
+        if spec.one_of:
+            chosen = [p for p in spec.one_of if p in given]
+            if len(chosen) != 1:
+                self.sink.error(f"{spec.name} needs exactly one of {' or '.join(spec.one_of)}", e.span,
+                                hint=f"e.g. {spec.name}({spec.one_of[0]} = ...)")
+                raise _Bad
+        params = []
+        for pname in spec.params:
+            if pname in given:
+                params.append((pname, self.expr(given[pname], ctx)))
+        batch = ()
+        for pname, pe in params:
+            r = spec.param_event_rank.get(pname, 0)
+            if r and len(pe.axes.item) < r:
+                self.sink.error(f"{spec.name} {pname} needs at least {r} dim (the categories), but it is a scalar",
+                                spans[pname])
+                raise _Bad
+            p_item = pe.axes.item[:len(pe.axes.item) - r] if r else pe.axes.item
+            batch = self._broadcast(batch, p_item, spans[pname], f"{spec.name} parameters")
+        return ir.DistCall(spec, tuple(params), batch, e.span, tuple(spans.items()))
+
+    # ------------------------------------------------------------------ expressions
+    def _view(self, var: ir.Variable, ctx) -> ir.Axes:
+        cdims = [p.dim for p in ctx]
+        return ir.Axes(tuple(d for d in cdims if d in var.phys), tuple(d for d in var.phys if d not in cdims))
+
+    def _broadcast(self, a, b, span, what):
+        out = []
+        for i in range(1, max(len(a), len(b)) + 1):
+            x = a[-i] if i <= len(a) else "1"
+            y = b[-i] if i <= len(b) else "1"
+            if x != y and x != "1" and y != "1":
+                self.sink.error(f"shape mismatch in {what}: {shape_str(a)} and {shape_str(b)} (dim `{x}` against "
+                                f"dim `{y}`)", span)
+                raise _Bad
+            out.append(y if x == "1" else x)
+        return tuple(reversed(out))
+
+    def _plates_union(self, ctx, *axes):
+        have = set().union(*(set(a.plates) for a in axes))
+        return tuple(p.dim for p in ctx if p.dim in have)
+
+    def expr(self, e: ast.Expr, ctx) -> ir.Expr:
+        if isinstance(e, ast.Num):
+            return ir.Lit(ir.Axes(), "int" if e.is_int else "real", False, e.value)
+        if isinstance(e, ast.Bool):
+            return ir.Lit(ir.Axes(), "bool", False, e.value)
+        if isinstance(e, ast.Name):
+            return self._name(e, ctx)
+        if isinstance(e, ast.Neg):
+            a = self.expr(e.operand, ctx)
+            return ir.Elementwise(a.axes, _promote(a.dtype, "int"), a.latent, "neg", (a,))
+        if isinstance(e, ast.BinOp):
+            return self._binop(e, ctx)
+        if isinstance(e, ast.Index):
+            return self._index(e, ctx)
+        if isinstance(e, ast.Attr):
+            v = self.expr(e.value, ctx)
+            if e.attr != "T":
+                self.sink.error(f"unknown attribute `.{e.attr}`; the only one is `.T` (transpose)", e.span)
+                raise _Bad
+            if len(v.axes.item) != 2:
+                self.sink.error(f"`.T` transposes a matrix, but this value has shape {shape_str(v.axes.item)}", e.span)
+                raise _Bad
+            return ir.Transpose(ir.Axes(v.axes.plates, v.axes.item[::-1]), v.dtype, v.latent, v)
+        if isinstance(e, ast.Call):
+            return self._call(e, ctx)
+        raise AssertionError(e)
+
+    def _name(self, e: ast.Name, ctx) -> ir.Expr:
+        var = self.vars.get(e.id)
+        if var is None:
+            later = self._defined_later(e.id)
+            if later:
+                self.sink.error(f"`{e.id}` is used before it is defined (at {later})", e.span,
+                                hint="move its definition above this line")
+            elif e.id in self.dims:
+                self.sink.error(f"`{e.id}` is a dim, not a value", e.span)
+            elif e.id in DISTRIBUTIONS:
+                self.sink.error(f"distribution `{e.id}` can only follow `~`", e.span)
+            else:
+                cands = list(self.vars) + list(FUNCTIONS)
+                self.sink.error(f"unknown name `{e.id}`", e.span, hint=did_you_mean(e.id, cands))
+            raise _Bad
+        if var.kind == "const":
+            return ir.Lit(ir.Axes(), var.dtype, False, var.const_value)
+        if var.kind == "track":
+            self.sink.error(f"`{e.id}` is a tracked quantity; tracked values cannot be used in the model", e.span)
+            raise _Bad
+        if var.kind == "observed":
+            var = next(v for v in reversed(self.order) if v.name == e.id and v.kind == "data")
+        view = self._view(var, ctx)
+        return ir.Ref(view, var.dtype, var.latent, var.name, var.phys, var.kind)
+
+    def _defined_later(self, name):
+        def walk(stmts):
+            for s in stmts:
+                if isinstance(s, ast.Plate):
+                    r = walk(s.body)
+                    if r:
+                        return r
+                elif getattr(s, "name", None) == name:
+                    return s.name_span
+            return None
+        return walk(self.program.statements)
+
+    def _binop(self, e: ast.BinOp, ctx) -> ir.Expr:
+        a, b = self.expr(e.left, ctx), self.expr(e.right, ctx)
+        latent = a.latent or b.latent
+        if e.op == "@":
+            return self._matmul(e, a, b, ctx)
+        item = self._broadcast(a.axes.item, b.axes.item, e.span, f"`{e.op}`")
+        axes = ir.Axes(self._plates_union(ctx, a.axes, b.axes), item)
+        self._check_one_sharded(axes, e.span, "the result of `" + e.op + "`")
+        if e.op in COMPARE:
+            dtype = "bool"
+        elif e.op in ("/", "**"):
+            dtype = "real"
+        else:
+            dtype = _promote(a.dtype, b.dtype, "int")
+        return ir.Elementwise(axes, dtype, latent, e.op, (a, b))
+
+    def _matmul(self, e, a, b, ctx):
+        ra, rb = len(a.axes.item), len(b.axes.item)
+        if ra == 0 or rb == 0 or ra > 2 or rb > 2:
+            self.sink.error(f"`@` multiplies vectors and matrices, but the shapes are {shape_str(a.axes.item)} "
+                            f"and {shape_str(b.axes.item)}", e.span,
+                            hint="use `*` to multiply by a scalar" if 0 in (ra, rb) else None)
+            raise _Bad
+        ka, kb = a.axes.item[-1], b.axes.item[0]
+        if ka != kb:
+            self.sink.error(f"shape mismatch in `@`: {shape_str(a.axes.item)} @ {shape_str(b.axes.item)} (dim "
+                            f"`{ka}` against dim `{kb}`)", e.span)
+            raise _Bad
+        if self._is_sharded(ka):
+            self.sink.error(f"`@` would sum over the sharded dim `{ka}` here, outside its plate", e.span,
+                            hint=f"write the sum inside `plate {ka}`, where each item is seen one at a time")
+            raise _Bad
+        item = a.axes.item[:-1] + b.axes.item[1:]
+        axes = ir.Axes(self._plates_union(ctx, a.axes, b.axes), item)
+        self._check_one_sharded(axes, e.span, "the result of `@`")
+        return ir.MatMul(axes, "real", a.latent or b.latent, a, b)
+
+    def _index(self, e: ast.Index, ctx):
+        v = self.expr(e.value, ctx)
+        for idx in e.indices:
+            if not v.axes.item:
+                self.sink.error("too many indices: the value is a scalar here", idx.span)
+                raise _Bad
+            first = v.axes.item[0]
+            i = self.expr(idx, ctx)
+            if isinstance(i, ir.Lit):
+                if i.dtype != "int":
+                    self.sink.error("an index must be an integer", idx.span)
+                    raise _Bad
+                size = self.dims[first].size if first in self.dims else None
+                if size is not None and not -size <= i.value < size:
+                    self.sink.error(f"index {i.value} is out of range for dim `{first}` of size {size} "
+                                    "(indices start at 0)", idx.span)
+                    raise _Bad
+                if self._is_sharded(first):
+                    self.sink.error(f"cannot take one element of the sharded dim `{first}`", idx.span)
+                    raise _Bad
+                v = ir.TakeIndex(ir.Axes(v.axes.plates, v.axes.item[1:]), v.dtype, v.latent, v, int(i.value))
+                continue
+            if i.dtype == "real" or i.latent:
+                self.sink.error("an index must be integer data (or an integer)", idx.span)
+                raise _Bad
+            if v.axes.plates:
+                self.sink.error("gather from a value that varies over the enclosing plate is not supported",
+                                e.span, hint="index a variable declared outside the plate")
+                raise _Bad
+            if self._is_sharded(first):
+                across = next((d for d in i.axes.all if self._is_sharded(d)), None)
+                msg = (f"gather across two sharded plates: the index varies over sharded `{across}` and picks "
+                       f"from sharded `{first}`") if across else f"gather from the sharded dim `{first}`"
+                self.sink.error(msg + "; each device holds only its own part of it", e.span,
+                                hint=f"keep `{first}` replicated (drop `sharded over devices` from its plate)")
+                raise _Bad
+            axes = ir.Axes(i.axes.plates, i.axes.item + v.axes.item[1:])
+            self._check_one_sharded(axes, e.span, "the gather")
+            v = ir.Gather(axes, v.dtype, v.latent, v, i)
+        return v
+
+    def _call(self, e: ast.Call, ctx):
+        f = e.func
+        if f in DISTRIBUTIONS:
+            self.sink.error(f"distribution `{f}` can only follow `~`", e.func_span)
+            raise _Bad
+        if f not in FUNCTIONS:
+            self.sink.error(f"unknown function `{f}`", e.func_span, hint=did_you_mean(f, FUNCTIONS))
+            raise _Bad
+        if e.kwargs:
+            self.sink.error(f"`{f}` takes no keyword arguments", e.kwargs[0].span)
+            raise _Bad
+        nargs = {"dot": (2, 2), "where": (3, 3)}.get(f, (1, 2) if f in REDUCE_ALL else (1, 1))
+        if not nargs[0] <= len(e.args) <= nargs[1]:
+            want = str(nargs[0]) if nargs[0] == nargs[1] else f"{nargs[0]} or {nargs[1]}"
+            self.sink.error(f"`{f}` takes {want} argument{'s' if nargs[1] > 1 else ''}, got {len(e.args)}", e.span)
+            raise _Bad
+        if f in REDUCE_ALL and len(e.args) == 2:
+            d = e.args[1]
+            a = self.expr(e.args[0], ctx)
+            if not isinstance(d, ast.Name) or d.id not in a.axes.item:
+                self.sink.error(f"the second argument of `{f}` names the dim to reduce, one of "
+                                f"{shape_str(a.axes.item)}", d.span)
+                raise _Bad
+            return self._reduce(f, a, (d.id,), e)
+        args = [self.expr(x, ctx) for x in e.args]
+        a = args[0]
+        if f in ELEMENTWISE_FUNCS:
+            return ir.Elementwise(a.axes, "real", a.latent, f, (a,))
+        if f == "where":
+            item = self._broadcast(self._broadcast(args[0].axes.item, args[1].axes.item, e.span, "`where`"),
+                                   args[2].axes.item, e.span, "`where`")
+            axes = ir.Axes(self._plates_union(ctx, *(x.axes for x in args)), item)
+            self._check_one_sharded(axes, e.span, "the result of `where`")
+            return ir.Elementwise(axes, _promote(args[1].dtype, args[2].dtype), any(x.latent for x in args), "where",
+                                  tuple(args))
+        if f in REDUCE_ALL:
+            if not a.axes.item:
+                return a if f != "mean" else ir.Elementwise(a.axes, "real", a.latent, "+", (a, ir.Lit(ir.Axes(), "real", False, 0.0)))
+            return self._reduce(f, a, a.axes.item, e)
+        if f == "dot":
+            b = args[1]
+            if not a.axes.item or not b.axes.item or a.axes.item[-1] != b.axes.item[-1]:
+                self.sink.error(f"`dot` needs two vectors over the same last dim, got {shape_str(a.axes.item)} "
+                                f"and {shape_str(b.axes.item)}", e.span)
+                raise _Bad
+            prod = self._binop_ir("*", a, b, e.span, ctx)
+            return self._reduce("sum", prod, (prod.axes.item[-1],), e)
+        if not a.axes.item:
+            self.sink.error(f"`{f}` works along the last dim, but its argument is a scalar here", e.span)
+            raise _Bad
+        last = a.axes.item[-1]
+        if self._is_sharded(last):
+            self.sink.error(f"`{f}` along the sharded dim `{last}` is not supported", e.span)
+            raise _Bad
+        if f in LAST_AXIS_KEEP:
+            return ir.LastAxis(a.axes, "real", a.latent, f, a)
+        dtype = "int" if f == "argmax" else "real"
+        return ir.Reduce(ir.Axes(a.axes.plates, a.axes.item[:-1]), dtype, a.latent, f, a, (last,), None)
+
+    def _binop_ir(self, op, a, b, span, ctx):
+        item = self._broadcast(a.axes.item, b.axes.item, span, f"`{op}`")
+        axes = ir.Axes(self._plates_union(ctx, a.axes, b.axes), item)
+        return ir.Elementwise(axes, _promote(a.dtype, b.dtype, "int"), a.latent or b.latent, op, (a, b))
+
+    def _reduce(self, f, a, dims, e):
+        sharded = next((d for d in dims if self._is_sharded(d)), None)
+        item = tuple(d for d in a.axes.item if d not in dims)
+        dtype = "real" if f == "mean" else a.dtype
+        return ir.Reduce(ir.Axes(a.axes.plates, item), dtype, a.latent, f, a, tuple(dims), sharded)
+
+
+def check(program: ast.Program, source: Source) -> tuple[ir.Model, list]:
+    """Check `program`; return the IR and the warnings. Raises PPLError with all errors."""
+    checker = Checker(program, source)
+    model = checker.run()
+    return model, checker.sink.warnings()

@@ -1,0 +1,537 @@
+"""Generate a readable, runnable TFP-on-JAX Python module from the checked IR."""
+from __future__ import annotations
+
+import keyword
+import os
+
+from .. import __version__
+from . import ir
+from .distributions import DISTRIBUTIONS
+
+# Names the generated module defines or imports; .ppl names equal to these (or to Python keywords
+# and builtins) get a trailing underscore in generated code, and keep their .ppl name everywhere else.
+GENERATED_NAMES = {"jax", "jnp", "np", "tfp", "tfd", "tfed", "distribute_lib", "Root", "data", "dims", "masks",
+                   "shard_axes", "model", "values", "make_model", "observed", "derived", "main", "psum", "Flat",
+                   "HalfFlat", "DATA", "DIMS", "SHARDED_DIMS", "LATENTS", "DETERMINISTICS", "TRACKS", "OBSERVED",
+                   "SOURCE", "SUPPORTS", "argparse", "os", "json", "functools"}
+BUILTINS = set(dir(__import__("builtins")))
+
+FUNC_CODE = {
+    "exp": "jnp.exp", "log": "jnp.log", "log1p": "jnp.log1p", "expm1": "jnp.expm1", "sqrt": "jnp.sqrt",
+    "abs": "jnp.abs", "sigmoid": "jax.nn.sigmoid", "logit": "jax.scipy.special.logit",
+    "softplus": "jax.nn.softplus", "tanh": "jnp.tanh", "square": "jnp.square",
+    "lgamma": "jax.scipy.special.gammaln", "log_sigmoid": "jax.nn.log_sigmoid", "where": "jnp.where",
+    "softmax": "jax.nn.softmax", "log_softmax": "jax.nn.log_softmax",
+}
+# Python precedence of what we emit (higher binds tighter).
+PREC = {"cmp": 1, "+": 2, "-": 2, "*": 3, "/": 3, "@": 3, "neg": 4, "**": 5, "atom": 6}
+
+
+def py(name: str) -> str:
+    """The Python identifier of a .ppl name in generated code."""
+    if keyword.iskeyword(name) or name in BUILTINS or name in GENERATED_NAMES:
+        return name + "_"
+    return name
+
+
+def _float(v) -> str:
+    if isinstance(v, bool):
+        return repr(v)
+    r = repr(float(v))
+    return r[:-1] if r.endswith(".0") else r
+
+
+def _letters(dims):
+    """One einsum letter per dim: its first letter when free, else the next free one."""
+    out = {}
+    used = set()
+    for d in dims:
+        if d in out:
+            continue
+        cands = [c for c in d.lower() if c.isalpha()] + list("abcdefghijklmnopqrstuvwxyz")
+        c = next(c for c in cands if c not in used)
+        used.add(c)
+        out[d] = c
+    return out
+
+
+class ExprGen:
+    """Lowers IR expressions to Python source in their natural layout: [..., plates, item]."""
+
+    def __init__(self, model: ir.Model):
+        self.model = model
+
+    def dim(self, name: str) -> str:
+        d = self.model.dim_map.get(name)
+        if d is not None and d.source == "literal":
+            return str(d.size)
+        return f"dims[{name!r}]"
+
+    def code(self, e: ir.Expr) -> str:
+        return self.gen(e)[0]
+
+    def gen(self, e: ir.Expr) -> tuple[str, int]:
+        """(code, precedence)."""
+        m = getattr(self, "_" + type(e).__name__)
+        return m(e)
+
+    def wrap(self, e, prec) -> str:
+        c, p = self.gen(e)
+        return c if p >= prec else f"({c})"
+
+    def lift(self, e: ir.Expr, plates: tuple[str, ...], rank: int) -> tuple[str, int]:
+        """`e` with size-1 axes added so that it lines up with [..., plates, item of `rank` dims]."""
+        code, prec = self.gen(e)
+        if isinstance(e, ir.Lit):
+            return code, prec
+        idx = [":" if p in e.axes.plates else "None" for p in plates]
+        idx += ["None"] * (rank - len(e.axes.item)) + [":"] * len(e.axes.item)
+        if "None" not in idx:
+            return code, prec
+        inner = code if prec >= PREC["atom"] else f"({code})"
+        return f"{inner}[..., {', '.join(idx)}]", PREC["atom"]
+
+    # --- nodes
+    def _Lit(self, e: ir.Lit):
+        if e.dtype == "bool":
+            return repr(bool(e.value)), PREC["atom"]
+        if e.dtype == "int":
+            return (str(int(e.value)), PREC["atom"]) if e.value >= 0 else (str(int(e.value)), PREC["neg"])
+        s = _float(e.value)
+        return s, PREC["atom"] if e.value >= 0 else PREC["neg"]
+
+    def _Ref(self, e: ir.Ref):
+        name = py(e.name)
+        view = e.axes.all
+        if view == e.phys:
+            return name, PREC["atom"]
+        letters = _letters(e.phys)
+        src = "".join(letters[d] for d in e.phys)
+        dst = "".join(letters[d] for d in view)
+        return f"jnp.einsum('...{src}->...{dst}', {name})", PREC["atom"]
+
+    def _Elementwise(self, e: ir.Elementwise):
+        plates, rank = e.axes.plates, len(e.axes.item)
+        args = [self.lift(a, plates, rank) for a in e.args]
+        if e.op in ("+", "-", "*", "/"):
+            p = PREC[e.op]
+            (l, lp), (r, rp) = args
+            l = l if lp >= p else f"({l})"
+            r = r if rp > p else f"({r})"
+            return f"{l} {e.op} {r}", p
+        if e.op == "**":
+            (l, lp), (r, rp) = args
+            l = l if lp > PREC["**"] else f"({l})"
+            r = r if rp >= PREC["neg"] else f"({r})"
+            return f"{l}**{r}", PREC["**"]
+        if e.op in ("==", "!=", "<", "<=", ">", ">="):
+            (l, lp), (r, rp) = args
+            l = l if lp > PREC["cmp"] else f"({l})"
+            r = r if rp > PREC["cmp"] else f"({r})"
+            return f"{l} {e.op} {r}", PREC["cmp"]
+        if e.op == "neg":
+            (a, ap), = args
+            return f"-{a if ap >= PREC['neg'] else '(' + a + ')'}", PREC["neg"]
+        return f"{FUNC_CODE[e.op]}({', '.join(c for c, _ in args)})", PREC["atom"]
+
+    def _MatMul(self, e: ir.MatMul):
+        letters = _letters(e.left.axes.all + e.right.axes.all)
+        l = "".join(letters[d] for d in e.left.axes.all)
+        r = "".join(letters[d] for d in e.right.axes.all)
+        o = "".join(letters[d] for d in e.axes.all)
+        return f"jnp.einsum('...{l},...{r}->...{o}', {self.code(e.left)}, {self.code(e.right)})", PREC["atom"]
+
+    def _axis(self, item, dim):
+        return item.index(dim) - len(item)
+
+    def mask(self, dim: str, layout: tuple[str, ...]) -> str:
+        """The validity mask of sharded `dim`, shaped to line up with `layout` (right-aligned)."""
+        after = len(layout) - layout.index(dim) - 1
+        m = f"masks[{dim!r}]"
+        return m if after == 0 else f"{m}[:{', None' * after}]"
+
+    def _Reduce(self, e: ir.Reduce):
+        item = e.arg.axes.item
+        axes = tuple(self._axis(item, d) for d in e.dims)
+        ax = str(axes[0]) if len(axes) == 1 else str(axes)
+        x = self.code(e.arg)
+        if e.func == "argmax":
+            return f"jnp.argmax({x}, axis={ax})", PREC["atom"]
+        if e.func == "logsumexp":
+            return f"jax.scipy.special.logsumexp({x}, axis={ax})", PREC["atom"]
+        if e.sharded_dim is None:
+            return f"jnp.{e.func}({x}, axis={ax})", PREC["atom"]
+        m = self.mask(e.sharded_dim, e.arg.axes.all)
+        if e.func in ("sum", "mean"):
+            total = f"distribute_lib.psum(jnp.sum(jnp.where({m}, {x}, 0), axis={ax}), shard_axes)"
+            if e.func == "sum":
+                return total, PREC["atom"]
+            others = [self.dim(d) for d in e.dims if d != e.sharded_dim]
+            count = " * ".join([f"jnp.sum({f'masks[{e.sharded_dim!r}]'})"] + others)
+            return f"{total} / distribute_lib.psum({count}, shard_axes)", PREC["*"]
+        fill = "-jnp.inf" if e.func == "max" else "jnp.inf"
+        red = "pmax" if e.func == "max" else "pmin"
+        return f"distribute_lib.{red}(jnp.{e.func}(jnp.where({m}, {x}, {fill}), axis={ax}), shard_axes)", PREC["atom"]
+
+    def _LastAxis(self, e: ir.LastAxis):
+        return f"{FUNC_CODE[e.func]}({self.code(e.arg)}, axis=-1)", PREC["atom"]
+
+    def _TakeIndex(self, e: ir.TakeIndex):
+        rest = len(e.value.axes.item) - 1
+        idx = ", ".join(["...", str(e.index)] + [":"] * rest)
+        return f"{self.wrap(e.value, PREC['atom'])}[{idx}]", PREC["atom"]
+
+    def _Gather(self, e: ir.Gather):
+        axis = -len(e.value.axes.item)
+        return f"jnp.take({self.code(e.value)}, {self.code(e.index)}, axis={axis})", PREC["atom"]
+
+    def _Transpose(self, e: ir.Transpose):
+        return f"jnp.swapaxes({self.code(e.value)}, -1, -2)", PREC["atom"]
+
+
+class ModuleGen:
+    """Writes the whole generated module."""
+
+    def __init__(self, model: ir.Model, source_name: str):
+        self.model = model
+        self.x = ExprGen(model)
+        self.src = os.path.basename(source_name)
+
+    def comment(self, v: ir.Variable) -> str:
+        return f"# {self.src}:{v.line}  {v.source_line}"
+
+    def shape_code(self, dims) -> str:
+        return "[" + ", ".join(self.x.dim(d) for d in dims) + "]"
+
+    def dist_code(self, v: ir.Variable) -> str:
+        """The site's distribution over [plates, item] with plates and item as its event."""
+        dist = v.dist
+        spec = dist.spec
+        batch = v.phys[:len(v.phys) - spec.event_rank] if spec.event_rank else v.phys
+        plates = v.plates
+        brank = len(batch) - len(plates)
+        args = []
+        lifted_axes = []
+        given = [p for p, _ in dist.params]
+        positional = not spec.one_of and given == list(spec.params[:len(given)])
+        for pname, e in dist.params:
+            r = spec.param_event_rank.get(pname, 0)
+            code, _ = self.x.lift(e, plates, brank + r)
+            if isinstance(e, ir.Lit):
+                code = _float(e.value) if e.dtype != "bool" else str(float(e.value))
+            args.append(code if positional else f"{pname}={code}")
+            lifted_axes.append(set(e.axes.plates) | set(e.axes.item[:len(e.axes.item) - r] if r else e.axes.item))
+        base = f"{spec.constructor}({', '.join(args)})"
+        sharded = v.sharded_dim is not None
+        covered = set().union(*lifted_axes) if lifted_axes else set()
+        if not sharded and not covered:
+            if not batch:
+                return base, True
+            return f"tfd.Sample({base}, {self.shape_code(batch)}", False
+        if not set(batch) <= covered:
+            base = f"tfd.BatchBroadcast({base}, {self.shape_code(batch)})"
+        if sharded:
+            base = f"tfd.Masked({base}, {self.x.mask(v.sharded_dim, batch)})"
+        if batch:
+            return f"tfd.Independent({base}, reinterpreted_batch_ndims={len(batch)}", False
+        return base, True
+
+    def site(self, v: ir.Variable, ind: str) -> list[str]:
+        code, open_call = self.dist_code(v)
+        # `code` is either a complete call (open_call True: add name inside) or lacks its closing ')'.
+        if v.sharded_dim is not None:
+            inner = code if open_call else code + ")"
+            d = f"tfed.Sharded(\n{ind}    {inner},\n{ind}    shard_axis_name=shard_axes, name={v.name!r})"
+        elif open_call:
+            d = code[:-1] + (", " if not code.endswith("(") else "") + f"name={v.name!r})"
+        else:
+            d = code + f", name={v.name!r})"
+        root = not any(e.latent for _, e in v.dist.params)
+        if root:
+            d = f"Root({d})"
+        if v.kind == "latent":
+            return [f"{ind}{py(v.name)} = yield {d}"]
+        return [f"{ind}yield {d}"]
+
+    def data_bindings(self, ind: str, names=None) -> list[str]:
+        lines = []
+        for v in self.model.of_kind("data"):
+            if names is None or v.name in names:
+                lines.append(f"{ind}{py(v.name)} = data[{v.name!r}]")
+        return lines
+
+    def generate(self) -> str:
+        m = self.model
+        out: list[str] = []
+        w = out.append
+        w(f'"""{os.path.splitext(self.src)[0]}: generated by pplc {__version__} from {self.src}.')
+        w("")
+        w("The joint distribution as TensorFlow Probability on JAX, written to run as one SPMD program over a")
+        w("device mesh: parts inside sharded plates are `tfed.Sharded` (their log-density is summed across")
+        w("devices), padded items of sharded dims are masked out. Regenerate with `pplc compile`; run on its")
+        w("own with `python THIS_FILE.py --data DATA.npz --devices N`.")
+        w('"""')
+        w("import jax")
+        w("import jax.numpy as jnp")
+        w("import tensorflow_probability.substrates.jax as tfp")
+        w("from tensorflow_probability.substrates.jax.experimental import distribute as tfed")
+        w("from tensorflow_probability.substrates.jax.internal import distribute_lib")
+        w("")
+        w("tfd = tfp.distributions")
+        w("Root = tfed.JointDistributionCoroutine.Root")
+        w("")
+        used = {v.dist.spec.name for v in m.variables if v.dist is not None}
+        if "Flat" in used or "HalfFlat" in used:
+            out.extend(FLAT_CLASSES)
+        w("# What the runtime needs to know: data (dtype, dims), dim sizes known now, stored layouts.")
+        w("DATA = {" + ", ".join(f"{v.name!r}: ({v.dtype!r}, {v.phys!r})" for v in m.of_kind("data")) + "}")
+        w("DIMS = {" + ", ".join(f"{d.name!r}: {d.size!r}" for d in m.dims) + "}")
+        w(f"SHARDED_DIMS = {m.sharded_dims!r}")
+        w("LATENTS = {" + ", ".join(f"{v.name!r}: {v.phys!r}" for v in m.of_kind("latent")) + "}")
+        w("OBSERVED = {" + ", ".join(f"{v.name!r}: {v.phys!r}" for v in m.of_kind("observed")) + "}")
+        w("DETERMINISTICS = {" + ", ".join(f"{v.name!r}: {v.phys!r}" for v in m.of_kind("deterministic")) + "}")
+        w("TRACKS = {" + ", ".join(f"{v.name!r}: {v.phys!r}" for v in m.of_kind("track")) + "}")
+        w("SUPPORTS = {" + ", ".join(f"{v.name!r}: {v.support!r}" for v in m.of_kind("observed")) + "}")
+        w("")
+        w("")
+        w("def make_model(data, dims, masks, shard_axes=()):")
+        w('    """The joint distribution of the model on this device\'s part of the data.')
+        w("")
+        w("    data: arrays by .ppl name (sharded dims hold this device's items); dims: sizes by dim name (sharded")
+        w("    dims: this device's padded size); masks: for each sharded dim, which of this device's items are real;")
+        w('    shard_axes: the mesh axes that sharded dims are split over ([] or () when not split)."""')
+        used_data = self._used_data()
+        out.extend(self.data_bindings("    ", used_data))
+        for v in m.of_kind("transformed"):
+            w("    " + self.comment(v))
+            w(f"    {py(v.name)} = {self.x.code(v.value)}")
+        w("")
+        w("    @tfed.JointDistributionCoroutine")
+        w("    def model():")
+        body = False
+        for v in m.variables:
+            if v.kind in ("latent", "observed"):
+                w("        " + self.comment(v))
+                out.extend(self.site(v, "        "))
+                body = True
+            elif v.kind == "deterministic" and self._needed_in_model(v):
+                w("        " + self.comment(v))
+                w(f"        {py(v.name)} = {self.x.code(v.value)}")
+        if not body:
+            w("        return")
+            w("        yield")
+        w("")
+        w("    return model")
+        w("")
+        w("")
+        w("def observed(data):")
+        w('    """The observed values, by name, laid out as the model\'s sites expect them."""')
+        obs = m.of_kind("observed")
+        w("    return {" + ", ".join(f"{v.name!r}: {self._obs_view(v)}" for v in obs) + "}")
+        w("")
+        w("")
+        w("def derived(values, data, dims, masks, shard_axes=()):")
+        w('    """Deterministic and tracked quantities for latent `values` (by name; leading dims are chains)."""')
+        det = m.of_kind("deterministic", "track")
+        if not det:
+            w("    return {}")
+        else:
+            out.extend(self.data_bindings("    ", self._used_data(det_only=True)))
+            for v in m.of_kind("latent"):
+                w(f"    {py(v.name)} = values[{v.name!r}]")
+            for v in m.variables:
+                if v.kind in ("transformed", "deterministic", "track"):
+                    w("    " + self.comment(v))
+                    w(f"    {py(v.name)} = {self.x.code(v.value)}")
+            w("    return {" + ", ".join(f"{v.name!r}: {py(v.name)}" for v in det) + "}")
+        w("")
+        w("")
+        out.extend(self.momentum())
+        w("")
+        w("")
+        out.extend(MAIN_TEMPLATE.splitlines())
+        return "\n".join(out) + "\n"
+
+    def momentum(self) -> list[str]:
+        """`momentum_distribution`: what preconditioned HMC draws momenta from, Sharded for sharded latents."""
+        out = ["def momentum_distribution(dims, chains, shard_axes=()):",
+               '    """Momenta for preconditioned HMC, one standard normal per unconstrained latent element and chain.',
+               "",
+               "    Parts of sharded latents are `tfed.Sharded`: each device draws the momenta of its own items, and",
+               '    their kinetic energy is summed across devices."""',
+               "    return tfed.JointDistributionSequential(["]
+        for v in self.model.of_kind("latent"):
+            dims = [self.x.dim(d) for d in v.phys]
+            if v.support == "simplex":
+                dims[-1] = f"{dims[-1]} - 1"
+            shape = "[chains" + "".join(", " + d for d in dims) + "]"
+            part = f"tfd.Independent(tfd.Normal(jnp.zeros({shape}), 1.), reinterpreted_batch_ndims={len(dims)})"
+            if v.sharded_dim is not None:
+                part = f"tfed.Sharded({part}, shard_axis_name=shard_axes)"
+            out.append(f"        {part},  # {v.name}")
+        out.append("    ])")
+        return out
+
+    def _obs_view(self, v: ir.Variable) -> str:
+        data_var = next(d for d in self.model.of_kind("data") if d.name == v.name)
+        ref = ir.Ref(ir.Axes(v.plates, tuple(d for d in v.phys if d not in v.plates)), data_var.dtype, False,
+                     v.name, data_var.phys, "data")
+        code = self.x.code(ref).replace(py(v.name), f"data[{v.name!r}]", 1)
+        return code
+
+    def _needed_in_model(self, v: ir.Variable) -> bool:
+        return True
+
+    def _used_data(self, det_only=False) -> set[str]:
+        """Data names referenced by the model (or by deterministics and tracks)."""
+        names: set[str] = set()
+
+        def walk(e):
+            if isinstance(e, ir.Ref) and e.kind == "data":
+                names.add(e.name)
+            for f in ("args",):
+                for a in getattr(e, f, ()):
+                    walk(a)
+            for f in ("left", "right", "arg", "value", "index"):
+                sub = getattr(e, f, None)
+                if isinstance(sub, ir.Expr):
+                    walk(sub)
+
+        for v in self.model.variables:
+            if det_only and v.kind not in ("transformed", "deterministic", "track"):
+                continue
+            if not det_only and v.kind == "track":
+                continue
+            if v.value is not None:
+                walk(v.value)
+            if v.dist is not None:
+                for _, e in v.dist.params:
+                    walk(e)
+        return names
+
+
+FLAT_CLASSES = '''
+class Flat(tfd.Normal):
+    """The improper flat prior on the real line (log-density 0); draws are Normal(0, 1) placeholders."""
+
+    def __init__(self, loc=0., scale=1., validate_args=False, allow_nan_stats=True, name="Flat"):
+        super().__init__(loc=loc, scale=scale, validate_args=validate_args, allow_nan_stats=allow_nan_stats,
+                         name=name)
+
+    def _log_prob(self, x):
+        return jnp.zeros_like(x)
+
+
+class HalfFlat(tfd.HalfNormal):
+    """The improper flat prior on the positive half-line (log-density 0); draws are HalfNormal(1) placeholders."""
+
+    def __init__(self, scale=1., validate_args=False, allow_nan_stats=True, name="HalfFlat"):
+        super().__init__(scale=scale, validate_args=validate_args, allow_nan_stats=allow_nan_stats, name=name)
+
+    def _log_prob(self, x):
+        return jnp.where(x >= 0, jnp.zeros_like(x), -jnp.inf)
+
+'''.splitlines()
+
+MAIN_TEMPLATE = '''
+# ----------------------------------------------------------------------------------------------------
+# Running this file on its own: HMC with dual-averaging step size, the data split over `--devices`
+# devices with jax.shard_map, as TFP's "Distributed inference with JAX" does by hand. `pplc run` does
+# more (NUTS, checks of the data, diagnostics); this is the plain program.
+def main(argv=None):
+    import argparse
+    import json
+
+    import numpy as np
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help=".npz or .json file with the data, by name")
+    ap.add_argument("--devices", type=int, default=1)
+    ap.add_argument("--chains", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=500)
+    ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--leapfrog", type=int, default=10)
+    ap.add_argument("--step-size", type=float, default=0.01)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="fit.npz")
+    args = ap.parse_args(argv)
+    jax.config.update("jax_num_cpu_devices", args.devices)
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+    if args.data.endswith(".json"):
+        raw = {k: np.asarray(v) for k, v in json.load(open(args.data)).items()}
+    else:
+        raw = dict(np.load(args.data, allow_pickle=False))
+    sizes = {d: s for d, s in DIMS.items() if s is not None}
+    for name, (dtype, shape) in DATA.items():
+        if not shape:
+            if dtype == "int" and name not in sizes:
+                sizes[name] = int(raw[name])
+            continue
+        for d, n in zip(shape, np.shape(raw[name])):
+            sizes.setdefault(d, n)
+    ndev = args.devices
+    padded = {d: -(-sizes[d] // ndev) * ndev for d in SHARDED_DIMS}
+
+    def pad(x, shape):
+        x = np.asarray(x)
+        for axis, d in enumerate(shape):
+            if d in padded:
+                x = np.pad(x, [(0, padded[d] - sizes[d]) if a == axis else (0, 0) for a in range(x.ndim)], mode="edge")
+        return x
+
+    def spec(shape, lead=0):
+        return P(*([None] * lead + ["data" if d in padded else None for d in shape]))
+
+    dtypes = {"real": np.float32, "int": np.int32, "bool": np.bool_}
+    data = {k: pad(np.asarray(raw[k], dtypes[t]), s) for k, (t, s) in DATA.items()}
+    masks = {d: np.arange(padded[d]) < sizes[d] for d in padded}
+    local = dict(sizes, **{d: padded[d] // ndev for d in padded})
+    mesh = Mesh(np.array(jax.devices()[:ndev]), ("data",))
+    axes = ["data"] if padded else []
+    names = list(LATENTS)
+
+    def run(seed, data, masks):
+        model = make_model(data, local, masks, axes)
+        pinned = model.experimental_pin(**observed(data))
+        bijector = pinned.experimental_default_event_space_bijector()
+        init_seed, seed = jax.random.split(seed)
+        state = pinned.sample_unpinned(args.chains, seed=init_seed)
+        z = bijector.inverse(state)
+
+        def target(*parts):
+            x = bijector.forward(type(z)(*parts))
+            return pinned.unnormalized_log_prob(x) + bijector.forward_log_det_jacobian(type(z)(*parts))
+
+        kernel = tfp.mcmc.HamiltonianMonteCarlo(target, args.step_size, args.leapfrog)
+        kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(kernel, int(0.8 * args.warmup))
+        draws, trace = tfp.mcmc.sample_chain(
+            args.draws, list(z), kernel=kernel, num_burnin_steps=args.warmup, seed=seed,
+            trace_fn=lambda _, r: (r.inner_results.accepted_results.target_log_prob,
+                                   r.inner_results.accepted_results.step_size))
+        return list(bijector.forward(type(z)(*draws))), trace
+
+    in_specs = (P(), {k: spec(s) for k, (t, s) in DATA.items()}, {d: P("data") for d in padded})
+    out_specs = ([spec(LATENTS[n], lead=2) for n in names], (P(), P()))
+    spmd = jax.jit(jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False))
+    draws, (log_prob, step_size) = spmd(jax.random.PRNGKey(args.seed), data, masks)
+    out = {}
+    for n, x in zip(names, draws):
+        x = np.swapaxes(np.asarray(x), 0, 1)  # [chains, draws, ...]
+        for axis, d in enumerate(LATENTS[n]):
+            if d in padded:
+                x = np.take(x, np.arange(sizes[d]), axis=axis + 2)
+        out[n] = x
+    out["trace/log_prob"] = np.swapaxes(np.asarray(log_prob), 0, 1)
+    np.savez(args.out, **out)
+    print(f"wrote {args.out}: " + ", ".join(f"{k} {v.shape}" for k, v in out.items()))
+
+
+if __name__ == "__main__":
+    main()
+'''.lstrip("\n")
+
+
+def generate(model: ir.Model, source_name: str | None = None) -> str:
+    """The generated Python module's source text."""
+    return ModuleGen(model, source_name or model.filename).generate()

@@ -1,0 +1,154 @@
+"""The checked IR: variables with named-dim shapes, plates, placement, support; typed expressions."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..dsl.spans import Span
+from .distributions import DistSpec
+
+
+@dataclass(frozen=True)
+class Axes:
+    """A value's layout in its plate context: plate dims (batch, context order), then its item dims."""
+
+    plates: tuple[str, ...] = ()
+    item: tuple[str, ...] = ()
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return self.plates + self.item
+
+
+# ----------------------------------------------------------------------------- expressions
+@dataclass(frozen=True)
+class Expr:
+    axes: Axes
+    dtype: str  # real | int | bool
+    latent: bool  # depends on a latent variable
+
+
+@dataclass(frozen=True)
+class Lit(Expr):
+    value: float | int | bool
+
+
+@dataclass(frozen=True)
+class Ref(Expr):
+    name: str
+    phys: tuple[str, ...]  # the variable's stored layout (its declaration plates, then its item dims)
+    kind: str
+
+
+@dataclass(frozen=True)
+class Elementwise(Expr):
+    op: str  # + - * / ** neg == != < <= > >= and unary functions (exp, log, ...), where
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class MatMul(Expr):
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Reduce(Expr):
+    func: str  # sum mean max min logsumexp argmax
+    arg: Expr
+    dims: tuple[str, ...]  # the item dims reduced
+    sharded_dim: str | None  # reduced dim split across devices: psum/pmax after the local reduce
+
+
+@dataclass(frozen=True)
+class LastAxis(Expr):
+    func: str  # softmax log_softmax
+    arg: Expr
+
+
+@dataclass(frozen=True)
+class TakeIndex(Expr):
+    value: Expr
+    index: int  # on the first item dim
+
+
+@dataclass(frozen=True)
+class Gather(Expr):
+    value: Expr
+    index: Expr  # integer data; gathers the first item dim of value
+
+
+@dataclass(frozen=True)
+class Transpose(Expr):
+    value: Expr
+
+
+# ----------------------------------------------------------------------------- program
+@dataclass(frozen=True)
+class Dim:
+    """A named dim: its size from a literal, a const, an int data scalar, or data array shapes."""
+
+    name: str
+    size: int | None  # known at compile time (literal or const)
+    source: str  # literal | const | data-scalar | data
+    sharded: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class DistCall:
+    spec: DistSpec
+    params: tuple[tuple[str, Expr], ...]  # given parameters, by TFP keyword
+    batch_item: tuple[str, ...]  # item dims of the distribution's batch (without its event dims)
+    span: Span
+    param_spans: tuple[tuple[str, Span], ...] = ()
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One named quantity of the model, in statement order."""
+
+    name: str
+    kind: str  # data | const | latent | observed | deterministic | transformed | track
+    dtype: str
+    plates: tuple[str, ...]  # the plates it is declared in (outer first)
+    phys: tuple[str, ...]  # its stored layout: plate dims then item dims
+    span: Span
+    line: int
+    source_line: str
+    dist: DistCall | None = None
+    value: Expr | None = None
+    const_value: float | int | None = None
+    support: str = "real"
+    sharded_dim: str | None = None
+    latent: bool = False  # latent-dependent (for deterministics); True for latents
+
+
+@dataclass(frozen=True)
+class Plate:
+    dim: str
+    sharded: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class Model:
+    """The checked model: what codegen and the runtime need."""
+
+    filename: str
+    variables: tuple[Variable, ...]
+    dims: tuple[Dim, ...]
+    plates: tuple[Plate, ...]
+
+    def var(self, name: str) -> Variable:
+        return next(v for v in self.variables if v.name == name)
+
+    def of_kind(self, *kinds: str) -> list[Variable]:
+        return [v for v in self.variables if v.kind in kinds]
+
+    @property
+    def sharded_dims(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.dims if d.sharded)
+
+    @property
+    def dim_map(self) -> dict[str, Dim]:
+        return {d.name: d for d in self.dims}

@@ -1,0 +1,1 @@
+"""Source text to AST: spans, diagnostics, the AST and the parser."""

@@ -1,0 +1,138 @@
+"""The .ppl abstract syntax tree: frozen dataclasses, each with its source span."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .spans import Span
+
+
+# ----------------------------------------------------------------------------- expressions
+@dataclass(frozen=True)
+class Expr:
+    span: Span
+
+
+@dataclass(frozen=True)
+class Num(Expr):
+    value: int | float
+    is_int: bool
+
+
+@dataclass(frozen=True)
+class Bool(Expr):
+    value: bool
+
+
+@dataclass(frozen=True)
+class Name(Expr):
+    id: str
+
+
+@dataclass(frozen=True)
+class BinOp(Expr):
+    op: str  # + - * / ** @ == != < <= > >=
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Neg(Expr):
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class Index(Expr):
+    value: Expr
+    indices: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Attr(Expr):
+    value: Expr
+    attr: str
+
+
+@dataclass(frozen=True)
+class Keyword:
+    name: str
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Call(Expr):
+    func: str
+    func_span: Span
+    args: tuple[Expr, ...]
+    kwargs: tuple[Keyword, ...]
+
+
+# ----------------------------------------------------------------------------- statements
+@dataclass(frozen=True)
+class Dim:
+    """A dim in a type: a name (size from data or a const) or a literal size."""
+
+    name: str | None
+    size: int | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Type:
+    dtype: str  # real | int | bool
+    dims: tuple[Dim, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Stmt:
+    span: Span
+
+
+@dataclass(frozen=True)
+class DataDecl(Stmt):
+    name: str
+    name_span: Span
+    type: Type
+
+
+@dataclass(frozen=True)
+class ConstDecl(Stmt):
+    name: str
+    name_span: Span
+    value: Expr
+
+
+@dataclass(frozen=True)
+class Sample(Stmt):
+    name: str
+    name_span: Span
+    type: Type | None
+    dist: Expr  # a Call once checked
+
+
+@dataclass(frozen=True)
+class Assign(Stmt):
+    name: str
+    name_span: Span
+    value: Expr
+
+
+@dataclass(frozen=True)
+class Track(Stmt):
+    name: str
+    name_span: Span
+    value: Expr
+
+
+@dataclass(frozen=True)
+class Plate(Stmt):
+    dim: str
+    dim_span: Span
+    sharded: bool
+    body: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True)
+class Program:
+    statements: tuple[Stmt, ...]

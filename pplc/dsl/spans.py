@@ -1,0 +1,37 @@
+"""Source positions: a file's text and the spans (line, column ranges) of its pieces."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    """A range of source text: 1-based lines and columns, end column exclusive."""
+
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def merge(self, other: "Span") -> "Span":
+        first = min(self, other, key=lambda s: (s.line, s.col))
+        last = max(self, other, key=lambda s: (s.end_line, s.end_col))
+        return Span(first.line, first.col, last.end_line, last.end_col)
+
+    def __str__(self) -> str:
+        return f"{self.line}:{self.col}"
+
+
+NO_SPAN = Span(0, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A named source text (a `.ppl` file, or a string given to `pplc.compile`)."""
+
+    text: str
+    filename: str = "<string>"
+
+    def line(self, n: int) -> str:
+        lines = self.text.splitlines()
+        return lines[n - 1] if 1 <= n <= len(lines) else ""

@@ -1,0 +1,1 @@
+"""Running compiled models: devices, data, SPMD entry, sampling, diagnostics, output, CLI."""

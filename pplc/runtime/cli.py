@@ -1,0 +1,140 @@
+"""The `pplc` command line: check, compile, run, summary."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from ..dsl.diagnostics import PPLError
+
+ISSUES_URL = "the pplc issue tracker"
+
+
+def _describe(model) -> str:
+    """What `pplc check` prints: variables with shapes, plates, placement and support."""
+    ir = model.ir
+    lines = [f"{ir.filename}: ok"]
+
+    def shape(v):
+        return f"{v.dtype}[{', '.join(v.phys)}]" if v.phys else v.dtype
+
+    rows = []
+    for v in ir.variables:
+        if v.kind == "const":
+            rows.append(("const", v.name, repr(v.const_value), ""))
+            continue
+        where = "sharded over `" + v.sharded_dim + "`" if v.sharded_dim else "replicated"
+        plates = f"plate {', '.join(v.plates)}; " if v.plates else ""
+        extra = ""
+        if v.dist is not None:
+            extra = f"~ {v.dist.spec.name}, support {v.support}"
+        rows.append((v.kind, v.name, shape(v), plates + where + ("; " + extra if extra else "")))
+    w = [max(len(r[i]) for r in rows) for i in range(3)] if rows else [0, 0, 0]
+    for r in rows:
+        lines.append(f"  {r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}".rstrip())
+    dims = []
+    for d in ir.dims:
+        size = f" = {d.size}" if d.size is not None else f" (from {'the int data scalar' if d.source == 'data-scalar' else 'data shapes'})"
+        dims.append(f"{d.name}{size}{', sharded over devices' if d.sharded else ''}")
+    lines.append("  dims: " + "; ".join(dims))
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="pplc", description="Compile and run .ppl probabilistic models "
+                                 "(TFP on JAX, data-parallel over devices).")
+    ap.add_argument("--debug", action="store_true", help="show Python tracebacks of internal errors")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check", help="parse and check a model; print its variables, shapes and placement")
+    c.add_argument("model")
+
+    c = sub.add_parser("compile", help="write the generated TFP-on-JAX program")
+    c.add_argument("model")
+    c.add_argument("-o", "--output", help="output .py file (default: standard output)")
+
+    r = sub.add_parser("run", help="sample a model's posterior")
+    r.add_argument("model")
+    r.add_argument("--data", required=True, help=".npz or Stan-style .json data file")
+    r.add_argument("--devices", type=int, default=1, help="devices to split sharded plates over (default 1)")
+    r.add_argument("--chains", type=int, default=4)
+    r.add_argument("--warmup", type=int, default=1000)
+    r.add_argument("--draws", type=int, default=1000)
+    r.add_argument("--sampler", default="hmc", help="hmc")
+    r.add_argument("--leapfrog", type=int, default=10, help="leapfrog steps per HMC iteration")
+    r.add_argument("--step-size", type=float, default=0.01, help="initial step size (adapted in warmup)")
+    r.add_argument("--target-accept", type=float, default=0.75)
+    r.add_argument("--init", default="uniform", help="uniform: (-2, 2) on the unconstrained scale; 0: zeros")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--spmd", default="shard_map", choices=["shard_map", "pmap"])
+    r.add_argument("--out", default="fit.npz", help="output .npz (default fit.npz)")
+    r.add_argument("--quiet", action="store_true")
+
+    s = sub.add_parser("summary", help="print the summary of a saved fit")
+    s.add_argument("fit")
+    return ap
+
+
+def run_command(args) -> int:
+    if args.command == "run":
+        from .mesh import request_devices
+
+        request_devices(args.devices)  # before JAX starts its backend
+    import pplc
+
+    if args.command == "summary":
+        from .output import Fit
+
+        if not os.path.exists(args.fit):
+            raise PPLError(pplc.Diagnostic(f"no such fit file: {args.fit}"))
+        print(Fit.load(args.fit).summary())
+        return 0
+    model = pplc.compile_file(args.model)
+    for w in model.warnings:
+        print(w.render(None), file=sys.stderr)
+    if args.command == "check":
+        print(_describe(model))
+        return 0
+    if args.command == "compile":
+        if args.output:
+            with open(args.output, "w") as f:
+                f.write(model.source)
+            print(f"wrote {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(model.source)
+        return 0
+    fit = model.sample(args.data, devices=args.devices, chains=args.chains, warmup=args.warmup,
+                       draws=args.draws, sampler=args.sampler, step_size=args.step_size, leapfrog=args.leapfrog,
+                       seed=args.seed, target_accept=args.target_accept, init=args.init, spmd=args.spmd,
+                       progress=not args.quiet)
+    fit.save(args.out)
+    if not args.quiet:
+        print(fit.summary())
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of the `pplc` script; returns (and, as a script, exits with) the status."""
+    args = _parser().parse_args(argv)
+    try:
+        code = run_command(args)
+    except PPLError as e:
+        print(e.render(), file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    except Exception as e:  # noqa: BLE001 - the last line of defence: no traceback for users
+        if args.debug:
+            traceback.print_exc()
+        summary = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        print(f"pplc: internal error: {summary}\n  this is a bug in pplc; please report it to {ISSUES_URL} with "
+              "the model, the data shapes and the command (rerun with --debug for the traceback)", file=sys.stderr)
+        code = 3
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
