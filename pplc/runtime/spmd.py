@@ -1,7 +1,8 @@
 """The SPMD entry: runs a per-device function over the mesh with jax.shard_map or jax.pmap.
 
 This is the one module that calls `shard_map` or `pmap`. Specs are PartitionSpecs naming the mesh
-axis on the dim that is split; every other dim is replicated.
+axis on the dim that is split (every other dim is replicated); like shard_map's, a spec may stand
+for a whole subtree of arguments or results.
 """
 from __future__ import annotations
 
@@ -22,13 +23,18 @@ def _split_axis(spec: P) -> int | None:
     return next((i for i, a in enumerate(spec) if a == DATA_AXIS), None)
 
 
+def _per_leaf(fn, specs, tree):
+    """Apply fn(spec, leaf) to every leaf, a spec standing for its whole subtree."""
+    return jax.tree.map(lambda s, sub: jax.tree.map(lambda x: fn(s, x), sub), specs, tree, is_leaf=_is_spec)
+
+
 def place(tree, specs, mesh):
     """Put host arrays on the mesh, split as their specs say."""
-    return jax.tree.map(lambda spec, x: jax.device_put(x, NamedSharding(mesh, spec)), specs, tree, is_leaf=_is_spec)
+    return _per_leaf(lambda s, x: jax.device_put(x, NamedSharding(mesh, s)), specs, tree)
 
 
 def spmd(fn, mesh, in_specs, out_specs, mode: str = "shard_map"):
-    """`fn` (written for one device's part of the data) as a jitted function of global arrays."""
+    """`fn` (written for one device's part of the data) as a function of global arrays."""
     if mode == "shard_map":
         # check_vma=False: TFP's custom gradients (Sharded, psum) do not carry JAX's varying-axis types.
         return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False))
@@ -38,40 +44,29 @@ def spmd(fn, mesh, in_specs, out_specs, mode: str = "shard_map"):
 
 
 def _pmapped(fn, mesh, in_specs, out_specs):
-    """The same program through jax.pmap: split dims become a leading device axis and back."""
+    """The same program through jax.pmap: split dims become a mapped device axis and back."""
     ndev = mesh.devices.size
-    devices = list(mesh.devices.flat)
-    flat_in, in_tree = jax.tree.flatten(in_specs, is_leaf=_is_spec)
-    in_axes = [_split_axis(s) for s in flat_in]
-    flat_out, out_tree = jax.tree.flatten(out_specs, is_leaf=_is_spec)
-    out_axes = [_split_axis(s) for s in flat_out]
+    in_axes = jax.tree.map(_split_axis, in_specs, is_leaf=_is_spec)
+    out_axes = jax.tree.map(lambda s: _split_axis(s) or 0, out_specs, is_leaf=_is_spec)
+    mapped = jax.pmap(fn, axis_name=DATA_AXIS, in_axes=tuple(in_axes), out_axes=out_axes,
+                      devices=list(mesh.devices.flat))
 
-    def per_device(*flat_args):
-        out = fn(*jax.tree.unflatten(in_tree, list(flat_args)))
-        return tuple(jax.tree.leaves(out))
+    def split(spec, x):
+        a = _split_axis(spec)
+        if a is None:
+            return x
+        s = np.shape(x)
+        return x.reshape(s[:a] + (ndev, s[a] // ndev) + s[a + 1:])
 
-    mapped = jax.pmap(per_device, axis_name=DATA_AXIS, in_axes=tuple(in_axes),
-                      out_axes=tuple(0 if a is None else a for a in out_axes), devices=devices)
+    def merge(spec, y):
+        a = _split_axis(spec)
+        if a is None:
+            return y[0]  # replicated: every device holds the same value
+        s = y.shape
+        return y.reshape(s[:a] + (s[a] * s[a + 1],) + s[a + 2:])
 
     def call(*args):
-        flat = jax.tree.leaves(args)
-        if len(flat) != len(flat_in):
-            raise ValueError("arguments do not match their specs")
-        split = []
-        for x, a in zip(flat, in_axes):
-            x = np.asarray(x) if not isinstance(x, jax.Array) else x
-            if a is not None:
-                shape = x.shape
-                x = x.reshape(shape[:a] + (ndev, shape[a] // ndev) + shape[a + 1:])
-            split.append(x)
-        outs = mapped(*split)
-        merged = []
-        for y, a in zip(outs, out_axes):
-            if a is None:
-                merged.append(y[0])
-            else:
-                s = y.shape
-                merged.append(y.reshape(s[:a] + (s[a] * s[a + 1],) + s[a + 2:]))
-        return jax.tree.unflatten(out_tree, merged)
+        outs = mapped(*_per_leaf(split, tuple(in_specs), args))
+        return _per_leaf(merge, out_specs, outs)
 
     return call
