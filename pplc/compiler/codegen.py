@@ -203,51 +203,62 @@ class ModuleGen:
     def shape_code(self, dims) -> str:
         return "[" + ", ".join(self.x.dim(d) for d in dims) + "]"
 
-    def dist_code(self, v: ir.Variable) -> str:
-        """The site's distribution over [plates, item] with plates and item as its event."""
+    def dist_layers(self, v: ir.Variable) -> list[tuple[str, list[str]]]:
+        """The site's distribution as constructor layers, innermost first: [(constructor, args), ...].
+
+        Its batch covers [plates, item] (less the distribution's event dims); those become event dims."""
         dist = v.dist
         spec = dist.spec
         batch = v.phys[:len(v.phys) - spec.event_rank] if spec.event_rank else v.phys
-        plates = v.plates
-        brank = len(batch) - len(plates)
-        args = []
-        lifted_axes = []
+        brank = len(batch) - len(v.plates)
         given = [p for p, _ in dist.params]
         positional = not spec.one_of and given == list(spec.params[:len(given)])
+        args, covered = [], set()
         for pname, e in dist.params:
             r = spec.param_event_rank.get(pname, 0)
-            code, _ = self.x.lift(e, plates, brank + r)
             if isinstance(e, ir.Lit):
                 code = _float(e.value) if e.dtype != "bool" else str(float(e.value))
+            else:
+                code, _ = self.x.lift(e, v.plates, brank + r)
             args.append(code if positional else f"{pname}={code}")
-            lifted_axes.append(set(e.axes.plates) | set(e.axes.item[:len(e.axes.item) - r] if r else e.axes.item))
-        base = f"{spec.constructor}({', '.join(args)})"
+            covered |= set(e.axes.plates) | set(e.axes.item[:len(e.axes.item) - r] if r else e.axes.item)
+        layers = [(spec.constructor, args)]
         sharded = v.sharded_dim is not None
-        covered = set().union(*lifted_axes) if lifted_axes else set()
-        if not sharded and not covered:
-            if not batch:
-                return base, True
-            return f"tfd.Sample({base}, {self.shape_code(batch)}", False
+        if not sharded and not covered:  # iid: scalar parameters, drawn over [plates, item]
+            if batch:
+                layers.append(("tfd.Sample", [self.shape_code(batch)]))
+            return layers
         if not set(batch) <= covered:
-            base = f"tfd.BatchBroadcast({base}, {self.shape_code(batch)})"
+            layers.append(("tfd.BatchBroadcast", [self.shape_code(batch)]))
         if sharded:
-            base = f"tfd.Masked({base}, {self.x.mask(v.sharded_dim, batch)})"
+            layers.append(("tfd.Masked", [self.x.mask(v.sharded_dim, batch)]))
         if batch:
-            return f"tfd.Independent({base}, reinterpreted_batch_ndims={len(batch)}", False
-        return base, True
+            layers.append(("tfd.Independent", [f"reinterpreted_batch_ndims={len(batch)}"]))
+        if sharded:
+            layers.append(("tfed.Sharded", ["shard_axis_name=shard_axes"]))
+        return layers
+
+    def render_layers(self, layers, name: str, ind: str) -> str:
+        """Nested constructor calls, the outermost named; one layer a line when a line would be long."""
+        layers = list(layers)
+        ctor, args = layers[-1]
+        layers[-1] = (ctor, args + [f"name={name!r}"])
+        def flat(i):
+            ctor, args = layers[i]
+            return f"{ctor}({', '.join(([flat(i - 1)] if i else []) + args)})"
+
+        def nest(i, pad):
+            if i == 0 or len(pad) + len(flat(i)) <= 96:
+                return flat(i)
+            ctor, args = layers[i]
+            inner = pad + "    "
+            return f"{ctor}(\n{inner}{nest(i - 1, inner)},\n{inner}{', '.join(args)})"
+
+        return nest(len(layers) - 1, ind)
 
     def site(self, v: ir.Variable, ind: str) -> list[str]:
-        code, open_call = self.dist_code(v)
-        # `code` is either a complete call (open_call True: add name inside) or lacks its closing ')'.
-        if v.sharded_dim is not None:
-            inner = code if open_call else code + ")"
-            d = f"tfed.Sharded(\n{ind}    {inner},\n{ind}    shard_axis_name=shard_axes, name={v.name!r})"
-        elif open_call:
-            d = code[:-1] + (", " if not code.endswith("(") else "") + f"name={v.name!r})"
-        else:
-            d = code + f", name={v.name!r})"
-        root = not any(e.latent for _, e in v.dist.params)
-        if root:
+        d = self.render_layers(self.dist_layers(v), v.name, ind)
+        if not any(e.latent for _, e in v.dist.params):
             d = f"Root({d})"
         if v.kind == "latent":
             return [f"{ind}{py(v.name)} = yield {d}"]
@@ -314,7 +325,7 @@ class ModuleGen:
                 w("        " + self.comment(v))
                 out.extend(self.site(v, "        "))
                 body = True
-            elif v.kind == "deterministic" and self._needed_in_model(v):
+            elif v.kind == "deterministic":
                 w("        " + self.comment(v))
                 w(f"        {py(v.name)} = {self.x.code(v.value)}")
         if not body:
@@ -378,9 +389,6 @@ class ModuleGen:
                      v.name, data_var.phys, "data")
         code = self.x.code(ref).replace(py(v.name), f"data[{v.name!r}]", 1)
         return code
-
-    def _needed_in_model(self, v: ir.Variable) -> bool:
-        return True
 
     def _used_data(self, det_only=False) -> set[str]:
         """Data names referenced by the model (or by deterministics and tracks)."""
