@@ -36,9 +36,10 @@ def _promote(*dtypes: str) -> str:
 class Checker:
     """Walks the AST once, in order, building IR variables; collects every independent error."""
 
-    def __init__(self, program: ast.Program, source: Source):
+    def __init__(self, program: ast.Program, source: Source, consts: dict | None = None):
         self.program = program
         self.source = source
+        self.const_overrides = dict(consts or {})
         self.sink = DiagnosticSink(source)
         self.vars: dict[str, ir.Variable] = {}
         self.order: list[ir.Variable] = []
@@ -163,6 +164,8 @@ class Checker:
         if not self._name_ok(s.name, s.name_span):
             raise _Bad
         value = self._const_value(s.value)
+        if s.name in self.const_overrides:  # `--const NAME=VALUE` on the command line
+            value = self.const_overrides.pop(s.name)
         dtype = "int" if isinstance(value, int) and not isinstance(value, bool) else "real"
         self._define(self._var(s, s.name, "const", dtype, (), (), const_value=value), s.name_span)
 
@@ -619,8 +622,15 @@ class Checker:
         return ir.Reduce(ir.Axes(a.axes.plates, item), dtype, a.latent, f, a, tuple(dims), sharded)
 
 
-def check(program: ast.Program, source: Source) -> tuple[ir.Model, list]:
-    """Check `program`; return the IR and the warnings. Raises PPLError with all errors."""
-    checker = Checker(program, source)
+def check(program: ast.Program, source: Source, consts: dict | None = None) -> tuple[ir.Model, list]:
+    """Check `program` (with `consts` overriding const values); return the IR and the warnings.
+    Raises PPLError with all errors."""
+    checker = Checker(program, source, consts)
+    if checker.const_overrides:
+        for name in checker.const_overrides:
+            if not any(isinstance(s, ast.ConstDecl) and s.name == name for s in program.statements):
+                hint = did_you_mean(name, [s.name for s in program.statements if isinstance(s, ast.ConstDecl)])
+                checker.sink.error(f"--const {name}: the model has no const `{name}`", hint=hint)
+        checker.sink.raise_if_errors()
     model = checker.run()
     return model, checker.sink.warnings()
