@@ -55,6 +55,14 @@ def _letters(dims):
     return out
 
 
+def _constant(e: ir.Expr) -> bool:
+    """An expression of literals only, such as `-1` or `1 / 2`."""
+    if isinstance(e, ir.Lit):
+        return True
+    return isinstance(e, ir.Elementwise) and e.op in ("+", "-", "*", "/", "**", "neg") and all(
+        _constant(a) for a in e.args)
+
+
 class ExprGen:
     """Lowers IR expressions to Python source in their natural layout: [..., plates, item]."""
 
@@ -82,7 +90,7 @@ class ExprGen:
     def lift(self, e: ir.Expr, plates: tuple[str, ...], rank: int) -> tuple[str, int]:
         """`e` with size-1 axes added so that it lines up with [..., plates, item of `rank` dims]."""
         code, prec = self.gen(e)
-        if isinstance(e, ir.Lit):
+        if _constant(e):  # a Python number in generated code: it broadcasts as it is, and cannot be indexed
             return code, prec
         idx = [":" if p in e.axes.plates else "None" for p in plates]
         idx += ["None"] * (rank - len(e.axes.item)) + [":"] * len(e.axes.item)
@@ -213,18 +221,25 @@ class ModuleGen:
         brank = len(batch) - len(v.plates)
         given = [p for p, _ in dist.params]
         positional = not spec.one_of and given == list(spec.params[:len(given)])
-        args, covered = [], set()
+        covered = set()  # the batch dims that some parameter varies over
+        for pname, e in dist.params:
+            r = spec.param_event_rank.get(pname, 0)
+            covered |= set(e.axes.plates) | set(e.axes.item[:len(e.axes.item) - r] if r else e.axes.item)
+        # iid (no parameter varies over the batch): tfd.Sample adds the batch dims, so parameters stay unlifted.
+        iid = v.sharded_dim is None and not covered
+        args = []
         for pname, e in dist.params:
             r = spec.param_event_rank.get(pname, 0)
             if isinstance(e, ir.Lit):
                 code = _float(e.value) if e.dtype != "bool" else str(float(e.value))
+            elif iid:
+                code = self.x.code(e)
             else:
                 code, _ = self.x.lift(e, v.plates, brank + r)
             args.append(code if positional else f"{pname}={code}")
-            covered |= set(e.axes.plates) | set(e.axes.item[:len(e.axes.item) - r] if r else e.axes.item)
         layers = [(spec.constructor, args)]
         sharded = v.sharded_dim is not None
-        if not sharded and not covered:  # iid: scalar parameters, drawn over [plates, item]
+        if iid:  # scalar parameters, drawn over [plates, item]
             if batch:
                 layers.append(("tfd.Sample", [self.shape_code(batch)]))
             return layers
