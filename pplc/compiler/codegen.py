@@ -13,7 +13,8 @@ from .distributions import DISTRIBUTIONS
 GENERATED_NAMES = {"jax", "jnp", "np", "tfp", "tfd", "tfed", "distribute_lib", "Root", "data", "dims", "masks",
                    "shard_axes", "model", "values", "make_model", "observed", "derived", "main", "psum", "Flat",
                    "HalfFlat", "DATA", "DIMS", "SHARDED_DIMS", "LATENTS", "DETERMINISTICS", "TRACKS", "OBSERVED",
-                   "SOURCE", "SUPPORTS", "argparse", "os", "json", "functools"}
+                   "SOURCE", "SUPPORTS", "argparse", "os", "json", "functools", "sharded_sum", "sharded_mean",
+                   "sharded_max", "sharded_min", "momentum_distribution"}
 BUILTINS = set(dir(__import__("builtins")))
 
 FUNC_CODE = {
@@ -68,6 +69,7 @@ class ExprGen:
 
     def __init__(self, model: ir.Model):
         self.model = model
+        self.helpers: set[str] = set()  # reductions across devices that the code uses
 
     def dim(self, name: str) -> str:
         d = self.model.dim_map.get(name)
@@ -170,16 +172,12 @@ class ExprGen:
         if e.sharded_dim is None:
             return f"jnp.{e.func}({x}, axis={ax})", PREC["atom"]
         m = self.mask(e.sharded_dim, e.arg.axes.all)
-        if e.func in ("sum", "mean"):
-            total = f"distribute_lib.psum(jnp.sum(jnp.where({m}, {x}, 0), axis={ax}), shard_axes)"
-            if e.func == "sum":
-                return total, PREC["atom"]
+        self.helpers.add(f"sharded_{e.func}")
+        if e.func == "mean":
             others = [self.dim(d) for d in e.dims if d != e.sharded_dim]
-            count = " * ".join([f"jnp.sum({f'masks[{e.sharded_dim!r}]'})"] + others)
-            return f"{total} / distribute_lib.psum({count}, shard_axes)", PREC["*"]
-        fill = "-jnp.inf" if e.func == "max" else "jnp.inf"
-        red = "pmax" if e.func == "max" else "pmin"
-        return f"distribute_lib.{red}(jnp.{e.func}(jnp.where({m}, {x}, {fill}), axis={ax}), shard_axes)", PREC["atom"]
+            extra = f", n_other={' * '.join(others)}" if others else ""
+            return f"sharded_mean({x}, {m}, {ax}, shard_axes{extra})", PREC["atom"]
+        return f"sharded_{e.func}({x}, {m}, {ax}, shard_axes)", PREC["atom"]
 
     def _LastAxis(self, e: ir.LastAxis):
         return f"{FUNC_CODE[e.func]}({self.code(e.arg)}, axis=-1)", PREC["atom"]
@@ -320,6 +318,10 @@ class ModuleGen:
         w("SUPPORTS = {" + ", ".join(f"{v.name!r}: {v.support!r}" for v in m.of_kind("observed")) + "}")
         w("")
         w("")
+        for name in sorted(self._helpers_used()):
+            out.extend(SHARDED_REDUCTIONS[name].splitlines())
+            w("")
+            w("")
         w("def make_model(data, dims, masks, shard_axes=()):")
         w('    """The joint distribution of the model on this device\'s part of the data.')
         w("")
@@ -398,6 +400,15 @@ class ModuleGen:
         out.append("    ])")
         return out
 
+    def _helpers_used(self) -> set[str]:
+        """Generate every expression once (discarding the text) to learn which helpers it needs."""
+        for v in self.model.variables:
+            if v.value is not None:
+                self.x.code(v.value)
+            if v.dist is not None:
+                self.dist_layers(v)
+        return set(self.x.helpers)
+
     def _obs_view(self, v: ir.Variable) -> str:
         data_var = next(d for d in self.model.of_kind("data") if d.name == v.name)
         ref = ir.Ref(ir.Axes(v.plates, tuple(d for d in v.phys if d not in v.plates)), data_var.dtype, False,
@@ -432,6 +443,22 @@ class ModuleGen:
                     walk(e)
         return names
 
+
+SHARDED_REDUCTIONS = {
+    "sharded_sum": '''def sharded_sum(x, mask, axis, shard_axes):
+    """Sum over a dim split across devices: this device's real (unpadded) items, then over devices."""
+    return distribute_lib.psum(jnp.sum(jnp.where(mask, x, 0), axis=axis), shard_axes)''',
+    "sharded_mean": '''def sharded_mean(x, mask, axis, shard_axes, n_other=1):
+    """Mean over a dim split across devices (and `n_other` items of the other dims reduced)."""
+    total = distribute_lib.psum(jnp.sum(jnp.where(mask, x, 0), axis=axis), shard_axes)
+    return total / distribute_lib.psum(jnp.sum(mask) * n_other, shard_axes)''',
+    "sharded_max": '''def sharded_max(x, mask, axis, shard_axes):
+    """Max over a dim split across devices, padded items left out."""
+    return distribute_lib.pmax(jnp.max(jnp.where(mask, x, -jnp.inf), axis=axis), shard_axes)''',
+    "sharded_min": '''def sharded_min(x, mask, axis, shard_axes):
+    """Min over a dim split across devices, padded items left out."""
+    return distribute_lib.pmin(jnp.min(jnp.where(mask, x, jnp.inf), axis=axis), shard_axes)''',
+}
 
 FLAT_CLASSES = '''
 class Flat(tfd.Normal):
