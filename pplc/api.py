@@ -27,6 +27,23 @@ def _as_data(model: ir.Model, data, allow_missing=False) -> data_lib.BoundData:
     return data_lib.bind(model, dict(data), filename, allow_missing=allow_missing)
 
 
+MATMUL_PRECISIONS = ("default", "bfloat16", "tensorfloat32", "float32", "highest")
+
+
+def matmul_precision_context(name: str | None):
+    """A context in which JAX matmuls run at `name` (None or "default": the backend's own choice;
+    "tensorfloat32" is what the seed used, its TPUs' bfloat16 default made HMC diverge)."""
+    import contextlib
+
+    import jax
+
+    if name is None or name == "default":
+        return contextlib.nullcontext()
+    if name not in MATMUL_PRECISIONS:
+        raise PPLError(Diagnostic(f"unknown matmul precision `{name}`; one of: {', '.join(MATMUL_PRECISIONS)}"))
+    return jax.default_matmul_precision(name)
+
+
 @dataclass
 class Model:
     """A compiled model: the checked IR, the generated program (`source`) and that program loaded."""
@@ -143,8 +160,9 @@ class Model:
     def sample(self, data, devices: int = 1, chains: int = 4, warmup: int = 1000, draws: int = 1000,
                sampler: str = "hmc", step_size: float = 0.01, leapfrog: int = 10, seed: int = 0,
                target_accept: float = 0.75, init: str = "uniform", spmd: str = "shard_map",
-               progress: bool = False) -> Fit:
-        """Sample the posterior with the data split over `devices` devices; see `SamplerConfig`."""
+               progress: bool = False, matmul_precision: str | None = None) -> Fit:
+        """Sample the posterior with the data split over `devices` devices; see `SamplerConfig`.
+        `matmul_precision`: one of MATMUL_PRECISIONS, for the matmuls of the whole run."""
         from .runtime import sampling
 
         cfg = sampling.SamplerConfig(sampler=sampler, chains=chains, warmup=warmup, draws=draws,
@@ -153,12 +171,13 @@ class Model:
         cfg.validate()
         bound = _as_data(self.ir, data)
         mesh, layout = self._spmd_setup(bound, devices)
-        draws_, trace, timing = sampling.sample(self, bound, layout, mesh, cfg, spmd,
-                                                log=sampling.stderr_log if progress else None)
+        with matmul_precision_context(matmul_precision):
+            draws_, trace, timing = sampling.sample(self, bound, layout, mesh, cfg, spmd,
+                                                    log=sampling.stderr_log if progress else None)
         tracks = {v.name for v in self.ir.of_kind("track")}
         trace.update({k: v for k, v in draws_.items() if k in tracks})
         draws_ = {k: v for k, v in draws_.items() if k not in tracks}
-        return Fit(draws_, trace, timing, os.path.basename(self.filename))
+        return Fit(draws_, trace, timing, os.path.basename(self.filename), model=self)
 
 
 def compile(text: str, filename: str = "<string>") -> Model:  # noqa: A001 - the public name

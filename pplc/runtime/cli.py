@@ -1,4 +1,4 @@
-"""The `pplc` command line: check, compile, run, summary."""
+"""The `pplc` command line: check, compile, run, summary, data, predict, recommend."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import os
 import sys
 import traceback
 
-from ..dsl.diagnostics import PPLError
+from ..dsl.diagnostics import Diagnostic, PPLError
 
 ISSUES_URL = "the pplc issue tracker"
 
@@ -69,10 +69,39 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--spmd", default="shard_map", choices=["shard_map", "pmap"])
     r.add_argument("--out", default="fit.npz", help="output .npz (default fit.npz)")
+    r.add_argument("--matmul-precision", default="default",
+                   choices=["default", "bfloat16", "tensorfloat32", "float32", "highest"],
+                   help="precision of the run's matmuls (default: the backend's; the seed used tensorfloat32, "
+                        "as bfloat16 made HMC diverge)")
     r.add_argument("--quiet", action="store_true")
 
     s = sub.add_parser("summary", help="print the summary of a saved fit")
     s.add_argument("fit")
+
+    d = sub.add_parser("data", help="turn a published data set (MNIST IDX, MovieLens) into model data (.npz)")
+    d.add_argument("dataset", choices=["mnist", "movielens"])
+    d.add_argument("directory", help="the folder with the original files")
+    d.add_argument("-o", "--output", required=True, help="output .npz (MNIST: the training split; the test "
+                   "split goes beside it, NAME_test.npz)")
+    d.add_argument("--train", type=int, help="MNIST: keep the first N training examples")
+    d.add_argument("--test", type=int, help="MNIST: keep the first N test examples")
+
+    p = sub.add_parser("predict", help="posterior predictive of the observed variables on new data")
+    p.add_argument("model")
+    p.add_argument("--fit", required=True, help="a fit written by `pplc run`")
+    p.add_argument("--data", required=True, help="data (.npz or .json); with the observed arrays, accuracies too")
+    p.add_argument("-o", "--output", help="write the predictive (mean/NAME, per-draw with --per-draw) to this .npz")
+    p.add_argument("--per-draw", action="store_true", help="also keep each draw's predictive")
+
+    c = sub.add_parser("recommend", help="each draw's top unwatched movie for the least and most active users, "
+                       "counted by title and genre, with bar charts")
+    c.add_argument("model")
+    c.add_argument("--fit", required=True, help="a fit written by `pplc run`")
+    c.add_argument("--data", required=True, help="the data the model was fitted to (from `pplc data movielens`)")
+    c.add_argument("-o", "--output", default="recommendations", help="output folder (default recommendations)")
+    c.add_argument("--user", type=int, action="append", help="a user id (repeatable; default: the least and the "
+                   "most active users)")
+    c.add_argument("--observed", help="the observed [users, movies] site (default: the model's only Bernoulli one)")
     return ap
 
 
@@ -83,6 +112,8 @@ def run_command(args) -> int:
         request_devices(args.devices)  # before JAX starts its backend
     import pplc
 
+    if args.command == "data":
+        return _data_command(args)
     if args.command == "summary":
         from .output import Fit
 
@@ -104,14 +135,62 @@ def run_command(args) -> int:
         else:
             sys.stdout.write(model.source)
         return 0
+    if args.command in ("predict", "recommend"):
+        return _posterior_command(args, model)
     fit = model.sample(args.data, devices=args.devices, chains=args.chains, warmup=args.warmup,
                        draws=args.draws, sampler=args.sampler, step_size=args.step_size, leapfrog=args.leapfrog,
                        seed=args.seed, target_accept=args.target_accept, init=args.init, spmd=args.spmd,
-                       progress=not args.quiet)
+                       progress=not args.quiet, matmul_precision=args.matmul_precision)
     fit.save(args.out)
     if not args.quiet:
         print(fit.summary())
     print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _data_command(args) -> int:
+    """`pplc data`: MNIST -> OUT (train) and OUT_test; MovieLens -> OUT (watched, meta/ titles and genres)."""
+    from . import datasets
+
+    if args.dataset == "mnist":
+        train, test = datasets.load_mnist(args.directory, args.train, args.test)
+        datasets.save(args.output, train)
+        datasets.save(datasets.test_path(args.output), test)
+        print(f"wrote {args.output} ({len(train['labels'])} training images) and {datasets.test_path(args.output)} "
+              f"({len(test['labels'])} test images), pixels in [0, 1]", file=sys.stderr)
+        return 0
+    if args.train is not None or args.test is not None:
+        raise PPLError(Diagnostic("--train and --test are options of `pplc data mnist`"))
+    ml = datasets.load_movielens(args.directory)
+    datasets.save(args.output, ml)
+    w = ml["watched"]
+    print(f"wrote {args.output} ({ml['meta/dataset']}: watched {w.shape[0]} users x {w.shape[1]} movies, "
+          f"{int(w.sum())} watched; titles and first genres under meta/)", file=sys.stderr)
+    return 0
+
+
+def _posterior_command(args, model) -> int:
+    """`pplc predict` and `pplc recommend`: a saved fit's draws with the model and some data."""
+    from . import data as data_lib
+    from .output import Fit
+
+    if not os.path.exists(args.fit):
+        raise PPLError(Diagnostic(f"no such fit file: {args.fit}"))
+    fit = Fit.load(args.fit, model=model)
+    data = data_lib.load(args.data)
+    if args.command == "predict":
+        pred = fit.predict(data, per_draw=args.per_draw)
+        print(pred.summary())
+        if args.output:
+            pred.save(args.output)
+            print(f"wrote {args.output}", file=sys.stderr)
+        return 0
+    from . import recommend
+
+    users = recommend.recommend(model, fit.draws, data, users=args.user, observed=args.observed)
+    print("\n\n".join(u.summary() for u in users))
+    paths = recommend.write(users, args.output)
+    print("wrote " + ", ".join(paths), file=sys.stderr)
     return 0
 
 

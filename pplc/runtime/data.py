@@ -104,7 +104,7 @@ def bind(model: ir.Model, raw: dict, filename: str = "<data>", allow_missing: bo
                 err(f"dim `{d}` is {sizes[d]} in {where[d]} but `{d}` = {n}")
             sizes[d], where[d] = n, f"`{d}`"
     for k in raw:
-        if k not in {v.name for v in declared}:
+        if k not in {v.name for v in declared} and not k.startswith("meta/"):  # meta/: titles, ids (pplc data)
             warnings.append(Diagnostic(f"`{k}` is in the data but the model does not declare it; ignored",
                                        severity="warning", filename=filename))
     for d in model.dims:

@@ -16,6 +16,18 @@ class Fit:
     trace: dict
     timing: dict = field(default_factory=dict)
     model_name: str = ""
+    model: object = field(default=None, repr=False, compare=False)  # the compiled Model, when known
+
+    def predict(self, data, per_draw: bool = False):
+        """The posterior predictive of the observed sites on `data` (see `pplc.runtime.predict.predict`)."""
+        from ..dsl.diagnostics import Diagnostic, PPLError
+        from .predict import predict
+
+        if self.model is None:
+            raise PPLError(Diagnostic("this fit does not know its model (it was loaded from a file)",
+                                      hint="use Fit.load(path, model=pplc.compile_file(...)), or "
+                                           "pplc.runtime.predict.predict(model, fit.draws, data)"))
+        return predict(self.model, self.draws, data, per_draw=per_draw)
 
     def save(self, path: str) -> None:
         """Write an .npz (one array per latent and deterministic, `trace/NAME` for the trace), atomically."""
@@ -32,11 +44,12 @@ class Fit:
                 os.remove(tmp)
 
     @classmethod
-    def load(cls, path: str) -> "Fit":
+    def load(cls, path: str, model=None) -> "Fit":
+        """Read a fit written by `save`; give `model` (a compiled Model) to `predict` with it."""
         with np.load(path, allow_pickle=False) as f:
             draws = {k: f[k] for k in f.files if not k.startswith("trace/")}
             trace = {k[6:]: f[k] for k in f.files if k.startswith("trace/")}
-        return cls(draws, trace)
+        return cls(draws, trace, model=model)
 
     def summary(self, max_rows: int = 30) -> str:
         """Mean, sd, 5/50/95% quantiles, split R-hat and bulk ESS per element (largest R-hat first)."""

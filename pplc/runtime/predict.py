@@ -1,0 +1,200 @@
+"""Posterior predictive: the observed sites' distributions given each posterior draw, per draw and averaged."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..dsl.diagnostics import Diagnostic, PPLError
+
+# What each observed site's predictive is summarised by: class probabilities, success probabilities, or the mean.
+KINDS = {"categorical": "class probabilities", "binary": "probabilities"}
+
+# Work per jitted call: draws x predicted elements (floats) kept under this.
+CHUNK_ELEMENTS = 1 << 25
+
+
+@dataclass
+class Prediction:
+    """The posterior predictive of a model's observed sites on some data.
+
+    mean: name -> the draw-averaged predictive ([*shape, classes] class probabilities for a Categorical,
+      [*shape] probabilities for a Bernoulli, [*shape] means otherwise): Bayesian model averaging.
+    per_draw: name -> the same for each draw, [chains, draws, ...] (only when asked for).
+    metrics: name -> figures against the observed values, when the data holds them: `bma_accuracy`
+      (of the averaged predictive), `single_draw_accuracy` (the average over draws of each draw's
+      accuracy), `draw_accuracy` [chains, draws], and `lppd` (log pointwise predictive density, the sum
+      over observations of log mean_draws p(y | draw)) with `lppd_mean` per observation."""
+
+    mean: dict
+    kind: dict
+    per_draw: dict | None = None
+    metrics: dict = field(default_factory=dict)
+    draws: tuple = ()  # (chains, draws)
+
+    def summary(self) -> str:
+        lines = []
+        for name, m in self.mean.items():
+            lines.append(f"{name}: predictive {self.kind[name]}, shape {list(m.shape)}, averaged over "
+                         f"{self.draws[0]} x {self.draws[1]} draws")
+            met = self.metrics.get(name, {})
+            if "bma_accuracy" in met:
+                acc = met["draw_accuracy"]
+                lines.append(f"  accuracy, Bayesian model average: {met['bma_accuracy']:.4f}")
+                lines.append(f"  accuracy, single draws: {met['single_draw_accuracy']:.4f} on average "
+                             f"(min {acc.min():.4f}, max {acc.max():.4f})")
+            if "lppd" in met:
+                lines.append(f"  log predictive density: {met['lppd']:.6g} ({met['lppd_mean']:.4f} per observation)")
+        return "\n".join(lines)
+
+    def arrays(self) -> dict:
+        """Everything as flat named arrays (for an .npz): `mean/NAME`, `per_draw/NAME`, `NAME/METRIC`."""
+        out = {f"mean/{k}": v for k, v in self.mean.items()}
+        out.update({f"per_draw/{k}": v for k, v in (self.per_draw or {}).items()})
+        for k, met in self.metrics.items():
+            out.update({f"{k}/{m}": np.asarray(v) for m, v in met.items()})
+        return out
+
+    def save(self, path: str) -> None:
+        np.savez(path, **self.arrays())
+
+
+def _unwrap(dist):
+    """The elementwise distribution inside the Sharded / Independent / Masked wrappers of a site."""
+    while hasattr(dist, "distribution"):
+        dist = dist.distribution
+    return dist
+
+
+def predict(model, draws: dict, data, per_draw: bool = False, chunk: int | None = None) -> Prediction:
+    """The posterior predictive of `model`'s observed sites on `data` for posterior `draws`
+    (name -> [chains, draws, *shape], as in a Fit). The data may leave out the observed arrays; when it
+    has them, accuracies and the log predictive density are computed too. Evaluated on one device with
+    the unsharded model, `chunk` draws at a time."""
+    import jax
+    import jax.numpy as jnp
+
+    from ..api import _as_data
+    from . import data as data_lib
+
+    ir = model.ir
+    latents = ir.of_kind("latent")
+    observed = ir.of_kind("observed")
+    missing = [v.name for v in latents if v.name not in draws]
+    if missing:
+        raise PPLError(Diagnostic(f"the draws have no `{missing[0]}`, a latent of {ir.filename}",
+                                  hint="use the fit of this model (pplc run writes every latent)"))
+    bound = _as_data(ir, data, allow_missing=True)
+    sizes = bound.sizes
+    lead = np.shape(draws[latents[0].name])[:2] if latents else (1, 1)
+    n_draws = int(np.prod(lead))
+    flat = {}
+    for v in latents:
+        x = np.asarray(draws[v.name], np.float32)
+        want = tuple(sizes[d] for d in v.phys)
+        if x.shape[:2] != tuple(lead) or x.shape[2:] != want:
+            raise PPLError(Diagnostic(
+                f"`{v.name}` in the draws has shape {list(x.shape)} but the data make it [chains, draws, "
+                f"{', '.join(f'{d}={sizes[d]}' for d in v.phys)}]",
+                hint="the data must have the same sizes as the data the model was fitted to, in every dim of "
+                     "a latent"))
+        flat[v.name] = x.reshape((n_draws,) + want)
+    arrays = dict(bound.arrays)
+    have = {v.name for v in observed if v.name in arrays}
+    for v in observed:  # placeholders, so that no site is sampled
+        arrays.setdefault(v.name, np.zeros([sizes[d] for d in v.phys], data_lib.DTYPES[v.dtype]))
+    masks = {d: np.ones(sizes[d], bool) for d in ir.sharded_dims}
+    kinds = {v.name: KINDS.get(v.support, "means") for v in observed}
+
+    def shape_of(v):
+        classes = []
+        if v.support == "categorical":
+            params = dict(v.dist.params)
+            classes = [sizes[(params.get("logits") or params.get("probs")).axes.item[-1]]]
+        return tuple(sizes[d] for d in v.phys), tuple(classes)
+
+    shapes = {v.name: shape_of(v) for v in observed}
+    per_elem = max(1, sum(int(np.prod(s + c)) for s, c in shapes.values()))
+    if chunk is None:
+        chunk = max(1, min(n_draws, CHUNK_ELEMENTS // per_elem))
+
+    def evaluate(values, weights, data, state):
+        """Per-draw predictives of a chunk of draws, summed (with `weights`: 0 for padding) into `state`."""
+        jd = model.module.make_model(data, sizes, masks, [])
+        names = jd.dtype._fields
+        value = [values[n] if n in values else data[n] for n in names]
+        dists, _ = jd.sample_distributions(seed=jax.random.PRNGKey(0), value=value)
+        dists = dict(zip(names, dists))
+        new, out = {}, {}
+        for v in observed:
+            shape, classes = shapes[v.name]
+            inner = _unwrap(dists[v.name])
+            b = (weights.shape[0],)
+            if v.support == "categorical":
+                pred = jnp.broadcast_to(inner.probs_parameter(), b + shape + classes)
+            elif v.support == "binary":
+                pred = jnp.broadcast_to(inner.probs_parameter(), b + shape)
+            else:
+                pred = jnp.broadcast_to(inner.mean(), b + shape)
+            w = weights.reshape(b + (1,) * (pred.ndim - 1))
+            s = dict(state[v.name])
+            s["sum"] = s["sum"] + jnp.sum(w * pred, axis=0)
+            if per_draw:
+                out[v.name] = pred
+            if v.name in have:
+                y = data[v.name]
+                ll = jnp.broadcast_to(inner.log_prob(y), b + shape)
+                ll = jnp.where(w.reshape(b + (1,) * len(shape)) > 0, ll, -jnp.inf)
+                m = jnp.maximum(s["ll_max"], jnp.max(ll, axis=0))
+                s["ll_sum"] = s["ll_sum"] * jnp.exp(s["ll_max"] - m) + jnp.sum(jnp.exp(ll - m), axis=0)
+                s["ll_max"] = m
+                if v.support == "categorical":
+                    hit = jnp.argmax(pred, axis=-1) == y
+                elif v.support == "binary":
+                    hit = (pred > 0.5) == (y > 0)
+                else:
+                    hit = None
+                if hit is not None:
+                    out[v.name + "/accuracy"] = jnp.mean(hit.reshape(b + (-1,)), axis=-1)
+            new[v.name] = s
+        return new, out
+
+    state = {}
+    for v in observed:
+        shape, classes = shapes[v.name]
+        state[v.name] = {"sum": jnp.zeros(shape + classes, jnp.float32)}
+        if v.name in have:
+            state[v.name]["ll_max"] = jnp.full(shape, -jnp.inf, jnp.float32)
+            state[v.name]["ll_sum"] = jnp.zeros(shape, jnp.float32)
+    step = jax.jit(evaluate)
+    outs = []
+    for start in range(0, n_draws, chunk):
+        idx = np.minimum(np.arange(start, start + chunk), n_draws - 1)  # the last chunk repeats its last draw
+        weights = (np.arange(start, start + chunk) < n_draws).astype(np.float32)
+        values = {k: x[idx] for k, x in flat.items()}
+        state, out = step(values, weights, arrays, state)
+        keep = int(weights.sum())
+        outs.append({k: np.asarray(x)[:keep] for k, x in out.items()})
+    joined = {k: np.concatenate([o[k] for o in outs]) for k in (outs[0] if outs else {})}
+
+    mean = {n: np.asarray(s["sum"]) / n_draws for n, s in state.items()}
+    metrics, per = {}, {}
+    for v in observed:
+        if per_draw:
+            per[v.name] = joined[v.name].reshape(tuple(lead) + joined[v.name].shape[1:])
+        if v.name not in have:
+            continue
+        s = state[v.name]
+        lppd = np.log(np.asarray(s["ll_sum"], np.float64) / n_draws) + np.asarray(s["ll_max"], np.float64)
+        met = {"lppd": float(lppd.sum()), "lppd_mean": float(lppd.mean())}
+        y = np.asarray(arrays[v.name])
+        if v.support == "categorical":
+            met["bma_accuracy"] = float(np.mean(np.argmax(mean[v.name], axis=-1) == y))
+        elif v.support == "binary":
+            met["bma_accuracy"] = float(np.mean((mean[v.name] > 0.5) == (y > 0)))
+        if "bma_accuracy" in met:
+            acc = joined[v.name + "/accuracy"].reshape(lead)
+            met["draw_accuracy"] = acc
+            met["single_draw_accuracy"] = float(acc.mean())
+        metrics[v.name] = met
+    return Prediction(mean, kinds, per if per_draw else None, metrics, tuple(int(n) for n in lead))

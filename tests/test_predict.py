@@ -1,0 +1,115 @@
+"""Posterior predictive: per-draw and averaged distributions of observed sites, against numpy, and the CLI."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import EXAMPLES
+from scipy.special import expit, logsumexp, softmax
+
+import pplc
+from pplc.runtime.output import Fit
+from pplc.runtime.predict import predict
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    model = pplc.compile_file(os.path.join(EXAMPLES, "mnist_logreg.ppl"))
+    data = dict(np.load(os.path.join(EXAMPLES, "mnist_logreg_sim.npz")))
+    rng = np.random.default_rng(0)
+    draws = {"w": rng.normal(size=(2, 3, 64, 10)).astype(np.float32),
+             "b": rng.normal(size=(2, 3, 10)).astype(np.float32)}
+    return model, data, draws
+
+
+@pytest.mark.parametrize("chunk", [None, 4, 1])
+def test_categorical_predictive_against_numpy(mnist, chunk):
+    model, data, draws = mnist
+    pred = predict(model, draws, data, per_draw=True, chunk=chunk)
+    probs = softmax(np.einsum("ep,cspk->csek", data["images"], draws["w"]) + draws["b"][:, :, None, :], axis=-1)
+    assert pred.kind["labels"] == "class probabilities" and pred.draws == (2, 3)
+    np.testing.assert_allclose(pred.per_draw["labels"], probs, atol=2e-6)
+    np.testing.assert_allclose(pred.mean["labels"], probs.mean(axis=(0, 1)), atol=2e-6)
+    met = pred.metrics["labels"]
+    y = data["labels"]
+    acc = (probs.argmax(-1) == y).mean(-1)
+    np.testing.assert_allclose(met["draw_accuracy"], acc, atol=1e-6)
+    assert met["single_draw_accuracy"] == pytest.approx(acc.mean())
+    assert met["bma_accuracy"] == pytest.approx(np.mean(probs.mean(axis=(0, 1)).argmax(-1) == y))
+    ll = np.log(np.take_along_axis(probs, y[None, None, :, None], axis=-1)[..., 0]).reshape(6, -1)
+    assert met["lppd"] == pytest.approx((logsumexp(ll, axis=0) - np.log(6)).sum(), rel=1e-5)
+
+
+def test_predict_without_observed_values_and_on_new_sizes(mnist):
+    model, data, draws = mnist
+    new = {"images": data["images"][:7]}  # 7 new examples, labels unknown
+    pred = predict(model, draws, new)
+    assert pred.mean["labels"].shape == (7, 10) and pred.per_draw is None and pred.metrics == {}
+    np.testing.assert_allclose(pred.mean["labels"].sum(-1), 1, atol=1e-5)
+    with pytest.raises(pplc.PPLError, match="`w` in the draws has shape"):
+        predict(model, draws, {"images": data["images"][:, :10]})
+    with pytest.raises(pplc.PPLError, match="the draws have no `b`"):
+        predict(model, {"w": draws["w"]}, new)
+
+
+def test_bernoulli_and_normal_predictives():
+    rng = np.random.default_rng(1)
+    model = pplc.compile_file(os.path.join(EXAMPLES, "movielens_mf.ppl"))
+    data = dict(np.load(os.path.join(EXAMPLES, "movielens_mf_sim.npz")))
+    u, m = data["watched"].shape
+    dr = {"movie_embedding": rng.normal(size=(1, 4, m, 20)), "movie_bias": rng.normal(size=(1, 4, m)),
+          "user_embedding": rng.normal(size=(1, 4, u, 20)), "user_bias": rng.normal(size=(1, 4, u))}
+    pred = predict(model, dr, data, chunk=3)
+    p = expit(np.einsum("csmd,csud->csum", dr["movie_embedding"], dr["user_embedding"])
+              + dr["user_bias"][..., None] + dr["movie_bias"][:, :, None, :])
+    assert pred.kind["watched"] == "probabilities"
+    np.testing.assert_allclose(pred.mean["watched"], p.mean(axis=(0, 1)), atol=1e-5)
+    assert pred.metrics["watched"]["single_draw_accuracy"] == pytest.approx(((p > 0.5) == data["watched"]).mean())
+
+    model = pplc.compile_file(os.path.join(EXAMPLES, "eight_schools.ppl"))
+    with open(os.path.join(EXAMPLES, "eight_schools.json")) as f:
+        data = json.load(f)
+    dr = {"mu": rng.normal(size=(2, 5)), "tau": np.abs(rng.normal(size=(2, 5))), "theta_raw": rng.normal(size=(2, 5, 8))}
+    pred = predict(model, dr, data)
+    theta = dr["mu"][..., None] + dr["tau"][..., None] * dr["theta_raw"]
+    assert pred.kind["y"] == "means"
+    np.testing.assert_allclose(pred.mean["y"], theta.mean(axis=(0, 1)), rtol=1e-5, atol=1e-6)
+    assert "bma_accuracy" not in pred.metrics["y"] and np.isfinite(pred.metrics["y"]["lppd"])
+
+
+def test_fit_predict_and_cli(tmp_path):
+    model = pplc.compile_file(os.path.join(EXAMPLES, "mnist_logreg.ppl"))
+    data = os.path.join(EXAMPLES, "mnist_logreg_sim.npz")
+    fit = model.sample(data, devices=2, chains=2, warmup=40, draws=20, sampler="hmc", leapfrog=5, seed=0,
+                       matmul_precision="highest")
+    assert fit.model is model
+    pred = fit.predict(data)
+    met = pred.metrics["labels"]
+    assert met["draw_accuracy"].shape == (2, 20) and 0.3 < met["single_draw_accuracy"] <= 1
+    # the tracked training accuracy of each draw is the predictive's single-draw accuracy on the same data
+    np.testing.assert_allclose(met["draw_accuracy"], fit.trace["accuracy"], atol=1e-6)
+    path = str(tmp_path / "fit.npz")
+    fit.save(path)
+    with pytest.raises(pplc.PPLError, match="does not know its model"):
+        Fit.load(path).predict(data)
+    assert Fit.load(path, model=model).predict(data).metrics["labels"]["bma_accuracy"] == met["bma_accuracy"]
+    r = subprocess.run([sys.executable, "-m", "pplc.runtime.cli", "predict", os.path.join(EXAMPLES, "mnist_logreg.ppl"),
+                        "--fit", path, "--data", data, "-o", str(tmp_path / "pred.npz"), "--per-draw"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"accuracy, Bayesian model average: {met['bma_accuracy']:.4f}" in r.stdout
+    with np.load(tmp_path / "pred.npz") as f:
+        assert f["per_draw/labels"].shape == (2, 20, 1000, 10) and f["mean/labels"].shape == (1000, 10)
+
+
+def test_matmul_precision_is_checked():
+    model = pplc.compile_file(os.path.join(EXAMPLES, "eight_schools.ppl"))
+    with pytest.raises(pplc.PPLError, match="unknown matmul precision `fp8`"):
+        model.sample(os.path.join(EXAMPLES, "eight_schools.json"), chains=1, warmup=2, draws=2, sampler="hmc",
+                     matmul_precision="fp8")
+    r = subprocess.run([sys.executable, "-m", "pplc.runtime.cli", "run", os.path.join(EXAMPLES, "eight_schools.ppl"),
+                        "--data", os.path.join(EXAMPLES, "eight_schools.json"), "--matmul-precision", "fp8"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "invalid choice: 'fp8'" in r.stderr
