@@ -46,9 +46,13 @@ def spmd(fn, mesh, in_specs, out_specs, mode: str = "shard_map"):
 def _pmapped(fn, mesh, in_specs, out_specs):
     """The same program through jax.pmap: split dims become a mapped device axis and back."""
     ndev = mesh.devices.size
-    in_axes = jax.tree.map(_split_axis, in_specs, is_leaf=_is_spec)
+    in_axes = tuple(jax.tree.map(_split_axis, in_specs, is_leaf=_is_spec))
     out_axes = jax.tree.map(lambda s: _split_axis(s) or 0, out_specs, is_leaf=_is_spec)
-    mapped = jax.pmap(fn, axis_name=DATA_AXIS, in_axes=tuple(in_axes), out_axes=out_axes,
+    lead = ()
+    if not jax.tree.leaves(in_axes):  # nothing is split (no sharded plate), but pmap needs a mapped argument
+        inner, fn = fn, lambda _device, *args: inner(*args)
+        in_axes, lead = (0,) + in_axes, (np.arange(ndev),)
+    mapped = jax.pmap(fn, axis_name=DATA_AXIS, in_axes=in_axes, out_axes=out_axes,
                       devices=list(mesh.devices.flat))
 
     def split(spec, x):
@@ -66,7 +70,7 @@ def _pmapped(fn, mesh, in_specs, out_specs):
         return y.reshape(s[:a] + (s[a] * s[a + 1],) + s[a + 2:])
 
     def call(*args):
-        outs = mapped(*_per_leaf(split, tuple(in_specs), args))
+        outs = mapped(*lead, *_per_leaf(split, tuple(in_specs), args))
         return _per_leaf(merge, out_specs, outs)
 
     return call
