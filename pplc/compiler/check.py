@@ -1,6 +1,8 @@
 """Check a parsed program and build the IR: names in order, dtypes, named-dim shapes, plates, placement."""
 from __future__ import annotations
 
+import math
+
 from ..dsl import ast
 from ..dsl.diagnostics import DiagnosticSink, did_you_mean
 from ..dsl.spans import Source, Span
@@ -21,8 +23,22 @@ class _Bad(Exception):
     """An expression already reported; stops checking the statement without cascading."""
 
 
+INT_MAX = 2**31 - 1  # ints are int32 on the device
+REAL_MAX = 3.4028234663852886e38  # and reals float32
+
+
 def shape_str(dims) -> str:
     return "[" + ", ".join(dims) + "]" if dims else "a scalar"
+
+
+def has_shape(dims) -> str:
+    """`has shape [a, b]`, or `is a scalar`."""
+    return f"has shape [{', '.join(dims)}]" if dims else "is a scalar"
+
+
+KIND_WORDS = {"data": "data", "latent": "a random variable", "observed": "data",
+              "deterministic": "computed from random variables", "transformed": "computed from data",
+              "track": "a tracked quantity"}
 
 
 def _promote(*dtypes: str) -> str:
@@ -48,6 +64,10 @@ class Checker:
         self.sharded: dict[str, Span] = {}  # dim -> where a plate shards it
         self.unsharded: dict[str, Span] = {}
         self.dim_first_use: dict[str, Span] = {}
+        # Names whose statement had an error (already reported): uses of them are not errors again.
+        self.failed: set[str] = set()
+        self.data_decl_dims = {d.name for st in _walk(program.statements) if isinstance(st, ast.DataDecl)
+                               for d in st.type.dims if d.name}
 
     # ------------------------------------------------------------------ driver
     def run(self) -> ir.Model:
@@ -55,17 +75,21 @@ class Checker:
         for stmt in self.program.statements:
             self._stmt(stmt, ())
         for name, dim in self.dims.items():
-            if dim.source == "data" and not any(name in v.phys for v in self.order if v.kind == "data"):
+            if dim.source == "data" and not any(name in v.phys for v in self.order if v.kind == "data") \
+                    and name not in self.data_decl_dims:  # (a data declaration with an error has it)
                 self.sink.error(f"the size of dim `{name}` is unknown: no data array has it, and there is "
                                 f"no `const {name}` or `data {name}: int`", self.dim_first_use.get(name, dim.span))
         self.sink.raise_if_errors()
         return ir.Model(self.source.filename, tuple(self.order), tuple(self.dims.values()), tuple(self.plates))
 
-    def _collect_plates(self, stmts):
+    def _collect_plates(self, stmts, in_sharded=False):
         for s in stmts:
             if isinstance(s, ast.Plate):
-                (self.sharded if s.sharded else self.unsharded).setdefault(s.dim, s.dim_span)
-                self._collect_plates(s.body)
+                if s.sharded and in_sharded:
+                    pass  # a sharded plate in a sharded plate: reported in `_plate`, its dim left replicated
+                else:
+                    (self.sharded if s.sharded else self.unsharded).setdefault(s.dim, s.dim_span)
+                self._collect_plates(s.body, in_sharded or s.sharded)
 
     # ------------------------------------------------------------------ dims
     def _dim(self, d: ast.Dim) -> str:
@@ -76,6 +100,8 @@ class Checker:
         name = d.name
         if name in self.dims:
             return name
+        if name in self.failed:
+            raise _Bad
         self.dim_first_use.setdefault(name, d.span)
         var = self.vars.get(name)
         if var is not None and var.kind == "const":
@@ -144,7 +170,18 @@ class Checker:
             elif isinstance(stmt, ast.Plate):
                 self._plate(stmt, ctx)
         except _Bad:
-            pass
+            self._poison([stmt])
+        except RecursionError:
+            self.sink.error("this statement is nested too deeply for pplc to check", stmt.span,
+                            hint="split it into several `NAME = EXPR` statements")
+            self._poison([stmt])
+
+    def _poison(self, stmts) -> None:
+        """Names the failed statements would have defined: later uses of them are not reported again."""
+        for st in _walk(stmts):
+            name = getattr(st, "name", None)
+            if name is not None and name not in self.vars:
+                self.failed.add(name)
 
     def _data(self, s: ast.DataDecl, ctx):
         if ctx:
@@ -163,27 +200,85 @@ class Checker:
             raise _Bad
         if not self._name_ok(s.name, s.name_span):
             raise _Bad
-        value = self._const_value(s.value)
+        value = self._const_value(s.value, s.name)
         if s.name in self.const_overrides:  # `--const NAME=VALUE` on the command line
             value = self.const_overrides.pop(s.name)
+            if isinstance(value, float) and not abs(value) <= REAL_MAX:
+                self.sink.error(f"--const {s.name}={value}: a const must be a finite number", s.name_span)
+                raise _Bad
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_MAX:
+            self.sink.error(f"const `{s.name}` is {value}, larger than the largest int ({INT_MAX})", s.value.span,
+                            hint="ints are 32-bit on the device; for a large real value write a real, e.g. `1e10`")
+            raise _Bad
         dtype = "int" if isinstance(value, int) and not isinstance(value, bool) else "real"
         self._define(self._var(s, s.name, "const", dtype, (), (), const_value=value), s.name_span)
 
-    def _const_value(self, e: ast.Expr):
+    def _const_value(self, e: ast.Expr, cname: str):
+        """The value of a const's expression: numbers, other consts, + - * / ** and unary minus."""
+        hint = f"a const is a number, another const, or arithmetic on them; for a value computed from data " \
+               f"or random variables write `{cname} = EXPR` (no `const`)"
         if isinstance(e, ast.Num):
-            return e.value
-        if isinstance(e, ast.Name) and e.id in self.vars and self.vars[e.id].kind == "const":
-            return self.vars[e.id].const_value
+            return self._literal(e)
+        if isinstance(e, ast.Name):
+            var = self.vars.get(e.id)
+            if var is not None and var.kind == "const":
+                return var.const_value
+            if var is None:
+                self._name(e, ())  # unknown, or defined later: reported there
+                raise _Bad
+            self.sink.error(f"const `{cname}` is not constant: `{e.id}` is {KIND_WORDS.get(var.kind, var.kind)}",
+                            e.span, hint=hint)
+            raise _Bad
         if isinstance(e, ast.Neg):
-            return -self._const_value(e.operand)
+            return -self._const_value(e.operand, cname)
         if isinstance(e, ast.BinOp) and e.op in ARITH:
-            a, b = self._const_value(e.left), self._const_value(e.right)
+            a, b = self._const_value(e.left, cname), self._const_value(e.right, cname)
+            return self._const_arith(e, a, b, cname)
+        what = {ast.Call: "a function call", ast.Index: "an index", ast.Bool: "a bool", ast.Attr: "`.T`"}.get(
+            type(e), "this operation")
+        if isinstance(e, ast.Call):
+            what = f"a call of `{e.func}`"
+        elif isinstance(e, ast.BinOp):
+            what = f"`{e.op}`"
+        self.sink.error(f"const `{cname}` is not constant: {what} is not allowed in a const", e.span, hint=hint)
+        raise _Bad
+
+    def _const_arith(self, e: ast.BinOp, a, b, cname: str):
+        def bad(msg):
+            self.sink.error(f"const `{cname}`: {msg}", e.span)
+            raise _Bad
+        if e.op == "/" and b == 0:
+            bad("division by zero")
+        if e.op == "**":
+            if a == 0 and b < 0:
+                bad("zero to a negative power")
+            if a < 0 and isinstance(b, float) and not b.is_integer():
+                bad(f"a negative number to a fractional power ({a} ** {b}) is not a real number")
+            if abs(a) > 1 and b * math.log2(abs(a)) > 128:
+                bad(f"{a} ** {b} is too large")
+        try:
             r = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
                  "**": lambda: a ** b}[e.op]()
-            return r
-        self.sink.error("a const must be a number, another const, or arithmetic on them", e.span,
-                        hint="use `NAME = EXPR` for a value computed from data or variables")
-        raise _Bad
+        except (OverflowError, ZeroDivisionError, ValueError):
+            bad(f"the value of `{e.op}` is not a finite number")
+        if isinstance(r, float) and not abs(r) <= REAL_MAX:
+            bad("the value is too large for a real (the largest is about 3.4e38)")
+        if isinstance(r, int) and abs(r) > 2**127:
+            bad("the value is too large")
+        return r
+
+    def _literal(self, e: ast.Num):
+        """A number literal, checked against the device's int32 and float32 ranges."""
+        text = self.source.line(e.span.line)[e.span.col - 1:e.span.end_col - 1] if e.span.line == e.span.end_line \
+            else str(e.value)
+        if e.is_int and e.value > INT_MAX:
+            self.sink.error(f"the integer {text} is larger than the largest int ({INT_MAX})", e.span,
+                            hint="ints are 32-bit on the device; for a large real value write a real, e.g. `1e10`")
+            raise _Bad
+        if not e.is_int and not abs(e.value) <= REAL_MAX:
+            self.sink.error(f"the number {text} is too large for a real (the largest is about 3.4e38)", e.span)
+            raise _Bad
+        return e.value
 
     def _plate(self, s: ast.Plate, ctx):
         bad = False
@@ -202,7 +297,9 @@ class Checker:
                             "across devices everywhere or nowhere", s.dim_span,
                             hint="add `sharded over devices` here too")
             bad = True
-        if s.dim not in self.dims and not (s.dim in self.vars and self.vars[s.dim].kind in ("const", "data")):
+        if s.dim not in self.dims and s.dim in self.failed:
+            bad = True  # its declaration had an error, reported there
+        elif s.dim not in self.dims and not (s.dim in self.vars and self.vars[s.dim].kind in ("const", "data")):
             hint = did_you_mean(s.dim, list(self.dims))
             self.sink.error(f"plate over unknown dim `{s.dim}`: no data or variable declared so far has it",
                             s.dim_span, hint=hint or "declare the data with this dim first, e.g. `data y: real[" + s.dim + "]`")
@@ -210,6 +307,7 @@ class Checker:
         elif s.dim not in self.dims:
             self._dim(ast.Dim(s.dim, None, s.dim_span))
         if bad:
+            self._poison(s.body)
             return
         plate = ir.Plate(s.dim, s.sharded, s.dim_span)
         self.plates.append(plate)
@@ -253,7 +351,8 @@ class Checker:
             missing = [d for d in plates if d not in view.plates]
             if missing:
                 self.sink.error(f"`{s.name}` is observed inside plate `{missing[0]}` but has no dim `{missing[0]}` "
-                                f"(its shape is {shape_str(existing.phys)})", s.name_span)
+                                f"(it {has_shape(existing.phys)})", s.name_span,
+                                hint=f"observe it outside the plate, or declare it with the dim `{missing[0]}`")
                 raise _Bad
             if spec.discrete and existing.dtype == "real":
                 self.sink.error(f"{spec.name} observes integers, but `{s.name}` is declared real "
@@ -261,10 +360,11 @@ class Checker:
                                 hint=f"declare it `data {s.name}: int[...]`")
                 raise _Bad
             if not spec.discrete and existing.dtype == "bool":
-                self.sink.error(f"{spec.name} is continuous, but `{s.name}` is declared bool", s.name_span)
+                self.sink.error(f"{spec.name} is continuous, but `{s.name}` is declared bool", s.name_span,
+                                hint=f"observe a bool with Bernoulli, or declare `data {s.name}: real[...]`")
                 raise _Bad
             item = view.item
-            self._match_batch(dist, item, s.name, s.dist.span)
+            self._match_batch(dist, item, s.name, s.dist.span, plates)
             phys = plates + item
             self._check_one_sharded(ir.Axes(plates, item), s.span, f"`{s.name}`")
             sharded = next((d for d in phys if self._is_sharded(d)), None)
@@ -288,7 +388,7 @@ class Checker:
                 self.sink.error(f"`{s.name}` is declared inside plate `{in_ctx[0]}` and already gets dim "
                                 f"`{in_ctx[0]}` from it; give the shape of one item", s.type.span)
                 raise _Bad
-            self._match_batch(dist, item, s.name, s.dist.span)
+            self._match_batch(dist, item, s.name, s.dist.span, plates)
         else:
             item = dist.batch_item + self._event_dims(dist)
         phys = plates + item
@@ -309,7 +409,7 @@ class Checker:
                 return e.axes.item[len(e.axes.item) - spec.event_rank:]
         return ()
 
-    def _match_batch(self, dist: ir.DistCall, item: tuple[str, ...], name: str, span: Span):
+    def _match_batch(self, dist: ir.DistCall, item: tuple[str, ...], name: str, span: Span, plates=()):
         """The distribution's batch must broadcast to the variable's item shape (less its event dims)."""
         spec = dist.spec
         want = item[:len(item) - spec.event_rank] if spec.event_rank else item
@@ -317,17 +417,20 @@ class Checker:
             ev = self._event_dims(dist)
             have = item[len(item) - spec.event_rank:]
             if ev and ev != have:
-                self.sink.error(f"{spec.name} has event shape {shape_str(ev)} but `{name}` has shape "
-                                f"{shape_str(item)}", span)
+                self.sink.error(f"a draw of {spec.name} has shape [{', '.join(ev)}] (from its parameters) but "
+                                f"`{name}` {has_shape(item)}", span)
                 raise _Bad
         for pname, e in dist.params:
             r = spec.param_event_rank.get(pname, 0)
             p_item = e.axes.item[:len(e.axes.item) - r] if r else e.axes.item
             if len(p_item) > len(want) or any(a != b and a != "1" for a, b in zip(reversed(p_item), reversed(want))):
                 full = e.axes.item
-                self.sink.error(f"{spec.name} {pname} has shape {shape_str(full)} but `{name}` has shape "
-                                f"{shape_str(item)}", dict(dist.param_spans).get(pname, span),
-                                hint="the parameters must broadcast to the variable's shape (one item of each plate)")
+                inside = (f" (one item of plate{'s' if len(plates) > 1 else ''} "
+                          f"{', '.join(f'`{p}`' for p in plates)})") if plates else ""
+                self.sink.error(f"{spec.name} {pname} {has_shape(full)} but `{name}` {has_shape(item)}{inside}",
+                                dict(dist.param_spans).get(pname, span),
+                                hint="the parameters must broadcast to the variable's shape"
+                                     + (": inside a plate, both are seen one plate item at a time" if plates else ""))
                 raise _Bad
 
     def _dist(self, e: ast.Expr, ctx) -> ir.DistCall:
@@ -364,28 +467,31 @@ class Checker:
             spans[kw.name] = kw.span
         missing = [p for p in spec.required if p not in given]
         if missing:
-            self.sink.error(f"{spec.name} needs {', '.join(missing)}", e.span,
+            self.sink.error(f"{spec.name} is missing its parameter{'s' if len(missing) > 1 else ''} "
+                            f"{' and '.join(f'`{m}`' for m in missing)}", e.span,
                             hint=f"{spec.name}({', '.join(spec.params)})")
             raise _Bad
         if spec.one_of:
             chosen = [p for p in spec.one_of if p in given]
             if len(chosen) != 1:
-                self.sink.error(f"{spec.name} needs exactly one of {' or '.join(spec.one_of)}", e.span,
+                self.sink.error(f"{spec.name} takes exactly one of {' or '.join(f'`{p}`' for p in spec.one_of)}"
+                                + (f", not both" if len(chosen) > 1 else ""), e.span,
                                 hint=f"e.g. {spec.name}({spec.one_of[0]} = ...)")
                 raise _Bad
-        params = []
-        for pname in spec.params:
-            if pname in given:
-                params.append((pname, self.expr(given[pname], ctx)))
-        batch = ()
+        names = [p for p in spec.params if p in given]
+        params = list(zip(names, self._exprs([given[p] for p in names], ctx)))
+        batch, first = (), None
         for pname, pe in params:
             r = spec.param_event_rank.get(pname, 0)
             if r and len(pe.axes.item) < r:
-                self.sink.error(f"{spec.name} {pname} needs at least {r} dim (the categories), but it is a scalar",
+                what = "the categories" if spec.name == "Categorical" else "the event"
+                self.sink.error(f"{spec.name} {pname} needs a last dim over {what}, but it is a scalar",
                                 spans[pname])
                 raise _Bad
             p_item = pe.axes.item[:len(pe.axes.item) - r] if r else pe.axes.item
-            batch = self._broadcast(batch, p_item, spans[pname], f"{spec.name} parameters")
+            batch = self._broadcast(batch, p_item, spans[pname], f"the parameters of {spec.name}",
+                                    f"`{first}`", f"`{pname}`")
+            first = first or pname
         return ir.DistCall(spec, tuple(params), batch, e.span, tuple(spans.items()))
 
     # ------------------------------------------------------------------ expressions
@@ -393,14 +499,16 @@ class Checker:
         cdims = [p.dim for p in ctx]
         return ir.Axes(tuple(d for d in cdims if d in var.phys), tuple(d for d in var.phys if d not in cdims))
 
-    def _broadcast(self, a, b, span, what):
+    def _broadcast(self, a, b, span, what, left="the left side", right="the right side"):
         out = []
         for i in range(1, max(len(a), len(b)) + 1):
             x = a[-i] if i <= len(a) else "1"
             y = b[-i] if i <= len(b) else "1"
             if x != y and x != "1" and y != "1":
-                self.sink.error(f"shape mismatch in {what}: {shape_str(a)} and {shape_str(b)} (dim `{x}` against "
-                                f"dim `{y}`)", span)
+                self.sink.error(f"shape mismatch in {what}: {left} {has_shape(a)} and {right} {has_shape(b)}; "
+                                f"dim `{x}` does not match dim `{y}`", span,
+                                hint="shapes line up from their last dim, as in NumPy: each pair of dims must be "
+                                     "the same dim (or one of them 1)")
                 raise _Bad
             out.append(y if x == "1" else x)
         return tuple(reversed(out))
@@ -411,7 +519,7 @@ class Checker:
 
     def expr(self, e: ast.Expr, ctx) -> ir.Expr:
         if isinstance(e, ast.Num):
-            return ir.Lit(ir.Axes(), "int" if e.is_int else "real", False, e.value)
+            return ir.Lit(ir.Axes(), "int" if e.is_int else "real", False, self._literal(e))
         if isinstance(e, ast.Bool):
             return ir.Lit(ir.Axes(), "bool", False, e.value)
         if isinstance(e, ast.Name):
@@ -429,7 +537,7 @@ class Checker:
                 self.sink.error(f"unknown attribute `.{e.attr}`; the only one is `.T` (transpose)", e.span)
                 raise _Bad
             if len(v.axes.item) != 2:
-                self.sink.error(f"`.T` transposes a matrix, but this value has shape {shape_str(v.axes.item)}", e.span)
+                self.sink.error(f"`.T` transposes a matrix, but this value {has_shape(v.axes.item)}", e.span)
                 raise _Bad
             return ir.Transpose(ir.Axes(v.axes.plates, v.axes.item[::-1]), v.dtype, v.latent, v)
         if isinstance(e, ast.Call):
@@ -438,6 +546,8 @@ class Checker:
 
     def _name(self, e: ast.Name, ctx) -> ir.Expr:
         var = self.vars.get(e.id)
+        if var is None and e.id in self.failed:
+            raise _Bad  # its definition had an error, reported there
         if var is None:
             later = self._defined_later(e.id)
             if later:
@@ -473,8 +583,28 @@ class Checker:
             return None
         return walk(self.program.statements)
 
+    def _text(self, e: ast.Expr) -> str:
+        """The source text of an expression (in parentheses unless it is a name or a call)."""
+        sp = e.span
+        if sp.line != sp.end_line:
+            return "(...)"
+        text = self.source.line(sp.line)[sp.col - 1:sp.end_col - 1]
+        return text if isinstance(e, (ast.Name, ast.Call, ast.Num, ast.Attr, ast.Index)) else f"({text})"
+
+    def _exprs(self, exprs, ctx) -> list[ir.Expr]:
+        """Check each expression; report the errors of all of them (they are independent) before giving up."""
+        out, bad = [], False
+        for x in exprs:
+            try:
+                out.append(self.expr(x, ctx))
+            except _Bad:
+                bad = True
+        if bad:
+            raise _Bad
+        return out
+
     def _binop(self, e: ast.BinOp, ctx) -> ir.Expr:
-        a, b = self.expr(e.left, ctx), self.expr(e.right, ctx)
+        a, b = self._exprs([e.left, e.right], ctx)
         latent = a.latent or b.latent
         if e.op == "@":
             return self._matmul(e, a, b, ctx)
@@ -492,14 +622,21 @@ class Checker:
     def _matmul(self, e, a, b, ctx):
         ra, rb = len(a.axes.item), len(b.axes.item)
         if ra == 0 or rb == 0 or ra > 2 or rb > 2:
-            self.sink.error(f"`@` multiplies vectors and matrices, but the shapes are {shape_str(a.axes.item)} "
-                            f"and {shape_str(b.axes.item)}", e.span,
+            self.sink.error(f"`@` multiplies vectors and matrices, but the left side {has_shape(a.axes.item)} "
+                            f"and the right side {has_shape(b.axes.item)}", e.span,
                             hint="use `*` to multiply by a scalar" if 0 in (ra, rb) else None)
             raise _Bad
         ka, kb = a.axes.item[-1], b.axes.item[0]
         if ka != kb:
-            self.sink.error(f"shape mismatch in `@`: {shape_str(a.axes.item)} @ {shape_str(b.axes.item)} (dim "
-                            f"`{ka}` against dim `{kb}`)", e.span)
+            fix = None
+            left, right = self._text(e.left), self._text(e.right)
+            if ra == 2 and a.axes.item[0] == kb:
+                fix = f"transpose the left side: `{left}.T @ {right}`"
+            elif rb == 2 and b.axes.item[-1] == ka:
+                fix = f"transpose the right side: `{left} @ {right}.T`"
+            self.sink.error(f"shape mismatch in `@`: {shape_str(a.axes.item)} @ {shape_str(b.axes.item)} would sum "
+                            f"dim `{ka}` of the left side against dim `{kb}` of the right side", e.span,
+                            hint=fix or "the last dim of the left side must be the first dim of the right side")
             raise _Bad
         if self._is_sharded(ka):
             self.sink.error(f"`@` would sum over the sharded dim `{ka}` here, outside its plate", e.span,
@@ -572,10 +709,11 @@ class Checker:
             a = self.expr(e.args[0], ctx)
             if not isinstance(d, ast.Name) or d.id not in a.axes.item:
                 self.sink.error(f"the second argument of `{f}` names the dim to reduce, one of "
-                                f"{shape_str(a.axes.item)}", d.span)
+                                f"{', '.join(f'`{x}`' for x in a.axes.item)}" if a.axes.item else
+                                f"`{f}` of a scalar has no dim to reduce", d.span)
                 raise _Bad
             return self._reduce(f, a, (d.id,), e)
-        args = [self.expr(x, ctx) for x in e.args]
+        args = self._exprs(e.args, ctx)
         a = args[0]
         if f in ELEMENTWISE_FUNCS:
             return ir.Elementwise(a.axes, "real", a.latent, f, (a,))
@@ -593,8 +731,8 @@ class Checker:
         if f == "dot":
             b = args[1]
             if not a.axes.item or not b.axes.item or a.axes.item[-1] != b.axes.item[-1]:
-                self.sink.error(f"`dot` needs two vectors over the same last dim, got {shape_str(a.axes.item)} "
-                                f"and {shape_str(b.axes.item)}", e.span)
+                self.sink.error(f"`dot` needs two values with the same last dim, but the left side "
+                                f"{has_shape(a.axes.item)} and the right side {has_shape(b.axes.item)}", e.span)
                 raise _Bad
             prod = self._binop_ir("*", a, b, e.span, ctx)
             return self._reduce("sum", prod, (prod.axes.item[-1],), e)
@@ -620,6 +758,14 @@ class Checker:
         item = tuple(d for d in a.axes.item if d not in dims)
         dtype = "real" if f == "mean" else a.dtype
         return ir.Reduce(ir.Axes(a.axes.plates, item), dtype, a.latent, f, a, tuple(dims), sharded)
+
+
+def _walk(stmts):
+    """Every statement, plates' bodies included, in order."""
+    for st in stmts:
+        yield st
+        if isinstance(st, ast.Plate):
+            yield from _walk(st.body)
 
 
 def check(program: ast.Program, source: Source, consts: dict | None = None) -> tuple[ir.Model, list]:

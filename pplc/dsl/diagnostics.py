@@ -28,7 +28,10 @@ class Diagnostic:
             text = source.line(self.span.line)
             end = self.span.end_col if self.span.end_line == self.span.line else len(text) + 1
             width = max(1, end - self.span.col)
-            lines = [head, "  " + text, "  " + " " * (self.span.col - 1) + "^" * width]
+            # The caret line copies the tabs of the source line so that it lines up in any terminal.
+            pad = "".join("\t" if ch == "\t" else " " for ch in text[:self.span.col - 1])
+            pad += " " * max(0, self.span.col - 1 - len(text))
+            lines = [head, "  " + text, "  " + pad + "^" * width]
         lines += [f"  note: {n}" for n in self.notes]
         if self.hint:
             lines.append(f"  hint: {self.hint}")
@@ -68,7 +71,11 @@ class DiagnosticSink:
 
     def raise_if_errors(self) -> None:
         if self.has_errors:
-            raise PPLError(self.items, self.source)
+            raise PPLError(self.sorted(), self.source)
+
+    def sorted(self) -> list[Diagnostic]:
+        """In source order (diagnostics without a place first, as they were reported)."""
+        return sorted(self.items, key=lambda d: (d.span.line, d.span.col))
 
     def warnings(self) -> list[Diagnostic]:
         return [d for d in self.items if d.severity == "warning"]
@@ -76,5 +83,8 @@ class DiagnosticSink:
 
 def did_you_mean(name: str, candidates) -> str | None:
     """A 'did you mean' hint for a misspelt name, or None."""
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    cands = sorted(set(candidates) - {name})
+    close = difflib.get_close_matches(name, cands, n=1, cutoff=0.6)
+    if not close:  # a difference of case only (`normal` for `Normal`)
+        close = [c for c in cands if c.lower() == name.lower()][:1]
     return f"did you mean `{close[0]}`?" if close else None

@@ -1,6 +1,7 @@
 """Source positions: a file's text and the spans (line, column ranges) of its pieces."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -32,6 +33,14 @@ class Source:
     text: str
     filename: str = "<string>"
 
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        """The lines as the parser counts them: split at '\\n' only (a '\\r' before it dropped)."""
+        lines = self.text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
     def line(self, n: int) -> str:
-        lines = self.text.splitlines()
+        lines = self.lines
         return lines[n - 1] if 1 <= n <= len(lines) else ""
