@@ -113,13 +113,24 @@ class Checker:
         elif var is not None and var.kind == "data" and var.dtype == "int" and not var.phys:
             dim = ir.Dim(name, None, "data-scalar", name in self.sharded, d.span)
         elif var is not None:
-            self.sink.error(f"`{name}` is a {var.kind} variable, not a dim", d.span,
-                            hint="a dim is a name whose size comes from the data, a `const`, or an integer")
+            self._not_a_dim(name, var, d.span)
             raise _Bad
         else:
             dim = ir.Dim(name, None, "data", name in self.sharded, d.span)
         self.dims[name] = dim
         return name
+
+    def _not_a_dim(self, name: str, var: ir.Variable, span: Span) -> None:
+        if var.kind == "data" and not var.phys:
+            self.sink.error(f"`{name}` is {var.dtype} data, not a dim", span,
+                            hint=f"a dim's size is a whole number: declare `data {name}: int`")
+        elif var.kind == "data":
+            dims = ", ".join(f"`{d}`" for d in var.phys)
+            self.sink.error(f"`{name}` is a data array, not a dim", span,
+                            hint=f"its dim{'s are' if len(var.phys) > 1 else ' is'} {dims}")
+        else:
+            self.sink.error(f"`{name}` is {KIND_WORDS.get(var.kind, var.kind)}, not a dim", span,
+                            hint="a dim is a name whose size comes from the data, a `const`, or a whole number")
 
     def _is_sharded(self, dim: str) -> bool:
         return dim in self.sharded
@@ -253,7 +264,7 @@ class Checker:
             if a == 0 and b < 0:
                 bad("zero to a negative power")
             if a < 0 and isinstance(b, float) and not b.is_integer():
-                bad(f"a negative number to a fractional power ({a} ** {b}) is not a real number")
+                bad(f"a negative number to a fractional power, ({a}) ** {b}, is not a real number")
             if abs(a) > 1 and b * math.log2(abs(a)) > 128:
                 bad(f"{a} ** {b} is too large")
         try:
@@ -283,7 +294,9 @@ class Checker:
     def _plate(self, s: ast.Plate, ctx):
         bad = False
         if s.dim in (p.dim for p in ctx):
-            self.sink.error(f"plate `{s.dim}` is already open here", s.dim_span)
+            outer = next(p for p in ctx if p.dim == s.dim)
+            self.sink.error(f"plate `{s.dim}` is already open here (at {outer.span})", s.dim_span,
+                            hint="a plate over a dim cannot be nested in a plate over the same dim")
             bad = True
         if s.sharded and any(p.sharded for p in ctx):
             outer = next(p for p in ctx if p.sharded)
@@ -299,10 +312,15 @@ class Checker:
             bad = True
         if s.dim not in self.dims and s.dim in self.failed:
             bad = True  # its declaration had an error, reported there
-        elif s.dim not in self.dims and not (s.dim in self.vars and self.vars[s.dim].kind in ("const", "data")):
-            hint = did_you_mean(s.dim, list(self.dims))
-            self.sink.error(f"plate over unknown dim `{s.dim}`: no data or variable declared so far has it",
-                            s.dim_span, hint=hint or "declare the data with this dim first, e.g. `data y: real[" + s.dim + "]`")
+        elif s.dim not in self.dims and s.dim in self.vars and self.vars[s.dim].kind != "const" and not (
+                self.vars[s.dim].kind == "data" and self.vars[s.dim].dtype == "int" and not self.vars[s.dim].phys):
+            self._not_a_dim(s.dim, self.vars[s.dim], s.dim_span)
+            bad = True
+        elif s.dim not in self.dims and s.dim not in self.vars:
+            hint = did_you_mean(s.dim, [d for d in self.dims if not d.isdigit()])
+            self.sink.error(f"plate over unknown dim `{s.dim}`: no data declared above has a dim `{s.dim}`",
+                            s.dim_span, hint=hint or f"declare the data first (`data y: real[{s.dim}]`), or give the "
+                            f"size: `const {s.dim} = 10`")
             bad = True
         elif s.dim not in self.dims:
             self._dim(ast.Dim(s.dim, None, s.dim_span))
@@ -439,10 +457,10 @@ class Checker:
             raise _Bad
         spec = DISTRIBUTIONS.get(e.func)
         if spec is None:
-            hint = did_you_mean(e.func, DISTRIBUTIONS)
-            what = "function" if e.func in FUNCTIONS else "distribution"
-            self.sink.error(f"unknown distribution `{e.func}`" + (f" (`{e.func}` is a {what})" if what == "function" else ""),
-                            e.func_span, hint=hint or "known: " + ", ".join(sorted(DISTRIBUTIONS)))
+            hint = did_you_mean(e.func, DISTRIBUTIONS) or "the distributions are " + ", ".join(sorted(DISTRIBUTIONS))
+            msg = f"`{e.func}` is a function, not a distribution" if e.func in FUNCTIONS else \
+                f"unknown distribution `{e.func}`"
+            self.sink.error(msg, e.func_span, hint=hint)
             raise _Bad
         given: dict[str, ast.Expr] = {}
         spans: dict[str, Span] = {}
@@ -461,7 +479,8 @@ class Checker:
                                 hint=hint or f"its parameters are {', '.join(spec.params) or 'none'}")
                 raise _Bad
             if kw.name in given:
-                self.sink.error(f"{spec.name} parameter `{kw.name}` is given twice", kw.span)
+                how = "by position and by name" if kw.name in spec.params[:len(e.args)] else "twice by name"
+                self.sink.error(f"{spec.name} parameter `{kw.name}` is given twice ({how})", kw.span)
                 raise _Bad
             given[kw.name] = kw.value
             spans[kw.name] = kw.span
@@ -665,12 +684,16 @@ class Checker:
                                     "(indices start at 0)", idx.span)
                     raise _Bad
                 if self._is_sharded(first):
-                    self.sink.error(f"cannot take one element of the sharded dim `{first}`", idx.span)
+                    self.sink.error(f"cannot take one element of the sharded dim `{first}`: each device holds only "
+                                    f"its own items of `{first}`", idx.span,
+                                    hint=f"keep `{first}` replicated (drop `sharded over devices` from its plate)")
                     raise _Bad
                 v = ir.TakeIndex(ir.Axes(v.axes.plates, v.axes.item[1:]), v.dtype, v.latent, v, int(i.value))
                 continue
             if i.dtype == "real" or i.latent:
-                self.sink.error("an index must be integer data (or an integer)", idx.span)
+                why = "depends on a random variable" if i.latent else "is real"
+                self.sink.error(f"an index must be integer data or a whole number, but this one {why}", idx.span,
+                                hint="declare the index array `data idx: int[...]`" if not i.latent else None)
                 raise _Bad
             if v.axes.plates:
                 self.sink.error("gather from a value that varies over the enclosing plate is not supported",
@@ -741,7 +764,12 @@ class Checker:
             raise _Bad
         last = a.axes.item[-1]
         if self._is_sharded(last):
-            self.sink.error(f"`{f}` along the sharded dim `{last}` is not supported", e.span)
+            how = {"logsumexp": f"write `log(sum(exp(...)))`, whose sum is taken across devices",
+                   "argmax": f"keep `{last}` replicated (drop `sharded over devices` from its plate)"}.get(
+                f, f"keep `{last}` replicated (drop `sharded over devices` from its plate)")
+            self.sink.error(f"`{f}` along the sharded dim `{last}` cannot be placed: each device holds only its own "
+                            f"items of `{last}`, and pplc combines across devices only sums, means, max and min",
+                            e.span, hint=how)
             raise _Bad
         if f in LAST_AXIS_KEEP:
             return ir.LastAxis(a.axes, "real", a.latent, f, a)
