@@ -29,10 +29,21 @@ PREC = {"cmp": 1, "+": 2, "-": 2, "*": 3, "/": 3, "@": 3, "neg": 4, "**": 5, "at
 
 
 def py(name: str) -> str:
-    """The Python identifier of a .ppl name in generated code."""
-    if keyword.iskeyword(name) or name in BUILTINS or name in GENERATED_NAMES:
+    """The Python identifier of a .ppl name in generated code.
+
+    A name that is a Python keyword or builtin or one of GENERATED_NAMES, with any number of trailing
+    underscores, gets one more: `class` -> `class_`, and a .ppl `class_` -> `class__`, so that no two
+    .ppl names meet in Python."""
+    base = name.rstrip("_")
+    if keyword.iskeyword(base) or base in BUILTINS or base in GENERATED_NAMES:
         return name + "_"
     return name
+
+
+def safe_text(text: str) -> str:
+    """User text (a file name, a source line) made safe for a comment or docstring of generated code:
+    no line breaks of any kind, quotes or backslashes, which could end the comment or the string."""
+    return "".join(c if c.isprintable() and c not in "\"'\\" else "?" for c in text)
 
 
 def _float(v) -> str:
@@ -201,10 +212,10 @@ class ModuleGen:
     def __init__(self, model: ir.Model, source_name: str):
         self.model = model
         self.x = ExprGen(model)
-        self.src = os.path.basename(source_name)
+        self.src = safe_text(os.path.basename(source_name))
 
     def comment(self, v: ir.Variable) -> str:
-        return f"# {self.src}:{v.line}  {v.source_line}"
+        return f"# {self.src}:{v.line}  {safe_text(v.source_line)}"
 
     def shape_code(self, dims) -> str:
         return "[" + ", ".join(self.x.dim(d) for d in dims) + "]"
