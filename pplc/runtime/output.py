@@ -1,11 +1,15 @@
-"""The result of a run: draws and trace, a summary, and the .npz file."""
+"""The result of a run: draws and trace, a summary, ArviZ InferenceData, and the .npz / .nc files."""
 from __future__ import annotations
 
+import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
+
+# Trace names and ArviZ's sample_stats names (as PyMC, NumPyro and CmdStanPy write them).
+ARVIZ_STATS = {"log_prob": "lp", "accept_ratio": "acceptance_rate", "n_leapfrog": "n_steps"}
+FROM_ARVIZ_STATS = {v: k for k, v in ARVIZ_STATS.items()}
 
 
 @dataclass
@@ -17,6 +21,9 @@ class Fit:
     timing: dict = field(default_factory=dict)
     model_name: str = ""
     model: object = field(default=None, repr=False, compare=False)  # the compiled Model, when known
+    dims: dict = field(default_factory=dict)  # variable -> its dim names (draws, tracked and observed arrays)
+    meta: dict = field(default_factory=dict)  # config, tracked names, notes (e.g. an interrupted run)
+    observed: dict = field(default_factory=dict, repr=False)  # the observed data, when known (for ArviZ)
 
     def predict(self, data, per_draw: bool = False):
         """The posterior predictive of the observed sites on `data` (see `pplc.runtime.predict.predict`)."""
@@ -30,40 +37,118 @@ class Fit:
         return predict(self.model, self.draws, data, per_draw=per_draw)
 
     def save(self, path: str) -> None:
-        """Write an .npz (one array per latent and deterministic, `trace/NAME` for the trace), atomically."""
+        """Write the fit, atomically (a temporary file renamed over `path`): `.nc` as ArviZ InferenceData
+        (netCDF, needs h5netcdf), anything else as .npz (one array per latent and deterministic, `trace/NAME`
+        for the trace, `meta/json` for timing, dims, config and notes)."""
+        from .checkpoint import atomic_write, save_npz
+
+        if str(path).endswith(".nc"):
+            idata = self.to_arviz()
+            atomic_write(path, lambda tmp: idata.to_netcdf(tmp))
+            return
         arrays = dict(self.draws)
         arrays.update({f"trace/{k}": v for k, v in self.trace.items()})
-        d = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=d)
-        os.close(fd)
-        try:
-            np.savez(tmp, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        arrays["meta/json"] = np.array(json.dumps(self._meta_json()))
+        save_npz(path, arrays)
+
+    def _meta_json(self) -> dict:
+        def plain(x):
+            if isinstance(x, dict):
+                return {str(k): plain(v) for k, v in x.items()}
+            if isinstance(x, (list, tuple)):
+                return [plain(v) for v in x]
+            if isinstance(x, (np.generic,)):
+                return x.item()
+            return x
+        return plain({"model_name": self.model_name, "timing": self.timing, "dims": self.dims, "meta": self.meta})
 
     @classmethod
     def load(cls, path: str, model=None) -> "Fit":
-        """Read a fit written by `save`; give `model` (a compiled Model) to `predict` with it."""
+        """Read a fit written by `save` (.npz or .nc); give `model` (a compiled Model) to `predict` with it."""
+        if str(path).endswith(".nc"):
+            import arviz as az
+
+            return cls.from_arviz(az.from_netcdf(path), model=model)
         with np.load(path, allow_pickle=False) as f:
-            draws = {k: f[k] for k in f.files if not k.startswith("trace/")}
+            draws = {k: f[k] for k in f.files if not k.startswith(("trace/", "meta/"))}
             trace = {k[6:]: f[k] for k in f.files if k.startswith("trace/")}
-        return cls(draws, trace, model=model)
+            meta = json.loads(str(f["meta/json"])) if "meta/json" in f.files else {}
+        return cls(draws, trace, meta.get("timing", {}), meta.get("model_name", ""), model=model,
+                   dims=meta.get("dims", {}), meta=meta.get("meta", {}))
 
-    def summary(self, max_rows: int = 30) -> str:
-        """Mean, sd, 5/50/95% quantiles, split R-hat and bulk ESS per element (largest R-hat first)."""
-        from .diagnostics import summary_rows
+    # ------------------------------------------------------------------ ArviZ
+    def to_arviz(self):
+        """An ArviZ InferenceData: `posterior` (latents, deterministics and tracked quantities), `sample_stats`
+        (lp, acceptance_rate, step_size, n_steps, diverging, tree_depth, energy, ...), `warmup_sample_stats`,
+        and `observed_data` when the fit knows its data."""
+        import arviz as az
 
-        rows = summary_rows(self.draws)
-        rows.sort(key=lambda r: -np.nan_to_num(r["rhat"], nan=np.inf))
-        lines = [f"{'':24} {'mean':>10} {'sd':>9} {'5%':>9} {'50%':>9} {'95%':>9} {'r_hat':>6} {'ess':>7}"]
-        for r in rows[:max_rows]:
-            lines.append(f"{r['name']:24.24} {r['mean']:10.4g} {r['sd']:9.3g} {r['q5']:9.3g} {r['q50']:9.3g} "
-                         f"{r['q95']:9.3g} {r['rhat']:6.3f} {r['ess']:7.0f}")
-        if len(rows) > max_rows:
-            lines.append(f"... and {len(rows) - max_rows} more elements (sorted by r_hat, worst first)")
-        acc = self.trace.get("accept_ratio")
-        if acc is not None:
-            lines.append(f"mean acceptance {np.mean(acc):.3f}; step size {np.mean(self.trace['step_size'][:, -1]):.3g}")
-        return "\n".join(lines)
+        tracked = [k for k in self.meta.get("tracked", []) if k in self.trace]
+        posterior = dict(self.draws)
+        posterior.update({k: self.trace[k] for k in tracked})
+        stats = {ARVIZ_STATS.get(k, k): v for k, v in self.trace.items()
+                 if not k.startswith("warmup_") and k not in tracked}
+        warm = {ARVIZ_STATS.get(k[7:], k[7:]): v for k, v in self.trace.items() if k.startswith("warmup_")}
+        dims = {k: _unique_dims(d) for k, d in self.dims.items() if k in posterior or k in self.observed}
+        attrs = {"inference_library": "pplc", "pplc_meta": json.dumps(self._meta_json())}
+        kwargs = {}
+        if warm:
+            kwargs = {"warmup_sample_stats": warm, "save_warmup": True}
+        return az.from_dict(posterior=posterior, sample_stats=stats or None,
+                            observed_data={k: np.asarray(v) for k, v in self.observed.items()} or None,
+                            dims=dims, attrs=attrs, **kwargs)
+
+    @classmethod
+    def from_arviz(cls, idata, model=None) -> "Fit":
+        """The Fit of an InferenceData written by `to_arviz` (other InferenceData: posterior and sample_stats)."""
+        def arrays(group):
+            if not hasattr(idata, group):
+                return {}
+            ds = getattr(idata, group)
+            return {k: np.asarray(ds[k].values) for k in ds.data_vars}
+
+        attrs = dict(getattr(idata, "attrs", None) or {})
+        meta = json.loads(attrs["pplc_meta"]) if "pplc_meta" in attrs else {}
+        info = meta.get("meta", {})
+        tracked = set(info.get("tracked", []))
+        post = arrays("posterior")
+        order = list(meta.get("dims", {}))  # the model's order (netCDF lists variables sorted)
+        post = dict(sorted(post.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+        draws = {k: v for k, v in post.items() if k not in tracked}
+        trace = {k: v for k, v in post.items() if k in tracked}
+        trace.update({FROM_ARVIZ_STATS.get(k, k): v for k, v in arrays("sample_stats").items()})
+        trace.update({"warmup_" + FROM_ARVIZ_STATS.get(k, k): v for k, v in arrays("warmup_sample_stats").items()})
+        return cls(draws, trace, meta.get("timing", {}), meta.get("model_name", ""), model=model,
+                   dims=meta.get("dims", {}), meta=info, observed=arrays("observed_data"))
+
+    def summary(self, per_array: int = 8) -> str:
+        """Per parameter element: mean, MCSE, sd, 5/50/95% quantiles, bulk and tail ESS and rank-normalised split
+        R-hat (ArviZ); arrays of more than `per_array` elements condensed to their worst R-hat elements; then the
+        run's throughput and warnings (R-hat, ESS, divergences, tree depth, E-BFMI), each with what to try."""
+        from .diagnostics import summary_text
+
+        return summary_text(self, per_array=per_array)
+
+    def warnings(self) -> list:
+        """The summary's warnings (`diagnostics.Warning`: kind, message, hint)."""
+        from . import diagnostics
+
+        if not self.draws:
+            return []
+        chains = next(iter(self.draws.values())).shape[0]
+        tracked = {k: self.trace[k] for k in self.meta.get("tracked", []) if k in self.trace}
+        rows = diagnostics.summary_rows(dict(self.draws, **tracked))
+        cfg = self.meta.get("config", {})
+        depth = cfg.get("max_tree_depth") if cfg.get("sampler", "nuts") == "nuts" else None
+        return diagnostics.check(rows, self.trace, chains, depth)
+
+
+def _unique_dims(dims) -> list:
+    """Dim names for xarray, which needs them distinct within a variable: a repeated one gets a suffix."""
+    out = []
+    for d in dims:
+        name, k = d, 1
+        while name in out:
+            name, k = f"{d}_{k}", k + 1
+        out.append(name)
+    return out

@@ -1,0 +1,220 @@
+"""The host loop over sampling blocks: one SPMD call per block, pipelined; progress, checkpoints, Ctrl-C."""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import jax
+import numpy as np
+
+from . import checkpoint as ckpt
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped sampling. What was sampled up to the last finished block is kept: `result` (the host
+    loop's `Run`, then `sampling.sample`'s (draws, trace, timing)) and, from the Python API, `fit`."""
+
+    def __init__(self, note: str, result=None):
+        super().__init__(note)
+        self.note = note
+        self.result = result
+        self.fit = None
+
+
+def cat(parts):
+    """Concatenate per-block host outputs (pytrees of [iterations, ...] arrays) along iterations."""
+    parts = [p for p in parts if p is not None]
+    return jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *parts) if parts else None
+
+
+@dataclass
+class Run:
+    """A run's host outputs, concatenated over blocks, each [iterations, chains, ...] (local layout, padded),
+    and its timing. `iteration` is how far it got (warmup included)."""
+
+    iteration: int
+    warm: dict | None = None
+    draws: list | None = None
+    extra: dict | None = None
+    stats: dict | None = None
+    timing: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+
+def schedule(warmup: int, draws: int, block: int, start: int = 0):
+    """The blocks from iteration `start` on: (phase, first iteration, iterations); blocks never cross from
+    warmup into sampling."""
+    it, total = start, warmup + draws
+    while it < total:
+        end = warmup if it < warmup else total
+        n = min(block, end - it)
+        yield ("warmup" if it < warmup else "sampling"), it, n
+        it += n
+
+
+def _count(stats: dict | None, name: str) -> int:
+    return int(np.sum(stats[name])) if stats and name in stats else 0
+
+
+def to_host(x) -> np.ndarray:
+    """A (possibly multi-process) global array as one host array."""
+    if getattr(x, "is_fully_addressable", True):
+        return np.asarray(jax.device_get(x))
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def compile_block(progs, carry):
+    """The block program compiled ahead of time (so compilation is timed apart from sampling); under pmap,
+    which has no ahead-of-time path here, the program itself (compiled by its first call)."""
+    fn = progs.block_fn
+    if not hasattr(fn, "lower"):
+        return fn
+    keys = progs.keys[:progs.block]
+    if keys.shape[0] < progs.block:
+        keys = np.concatenate([keys, np.repeat(keys[-1:], progs.block - keys.shape[0], axis=0)])
+    return fn.lower(carry, keys, np.int32(progs.block), progs.data, progs.masks).compile()
+
+
+class _StopOnSigint:
+    """While sampling, the first Ctrl-C (SIGINT) asks the loop to stop at the next block boundary, where the
+    state is whole; a second one interrupts at once. Only in the main thread, and not when SIGINT is ignored."""
+
+    def __init__(self):
+        self.requested = False
+        self._prev = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            prev = signal.getsignal(signal.SIGINT)
+            if prev not in (signal.SIG_IGN, None):
+                self._prev = prev
+                signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, self._prev)
+
+    def __exit__(self, *exc):
+        if self._prev is not None:
+            signal.signal(signal.SIGINT, self._prev)
+        return False
+
+
+def run(progs, carry, cfg, *, place=None, progress=None, on_block=None, checkpoint: str | None = None,
+        checkpoint_every: int | None = None, fingerprint: dict | None = None, resume: ckpt.State | None = None,
+        block_fn=None, info: dict | None = None, startup_s: float = 0.0) -> Run:
+    """Run the blocks of iterations from the start (or from `resume`, a checked checkpoint) to the end.
+
+    Each block is one SPMD call; the next block is dispatched before the previous one's outputs are fetched,
+    so the host's work (fetching, progress, checkpoints) overlaps the device's. `place(host_leaves)` puts a
+    carried state read from a checkpoint back on the mesh. Raises `Interrupted` (with the `Run` so far) on
+    Ctrl-C, after writing a checkpoint when there is one."""
+    B = progs.block
+    total = cfg.warmup + cfg.draws
+    info = dict(info or {}, block=B)
+    parts = {"warm": [], "draws": [], "extra": [], "stats": []}
+    start = 0
+    if resume is not None:
+        start = resume.iteration
+        parts["warm"].append(resume.warm)
+        parts["draws"].append(resume.draws), parts["extra"].append(resume.extra), parts["stats"].append(resume.stats)
+        carry = (place or (lambda x: x))([np.asarray(x) for x in resume.carry])
+    committed = {"carry": carry, "iteration": start, "checkpointed": start if resume is not None else -1}
+    every = checkpoint_every or max(B, total // 10)
+    timing = {"block": B, "start_iteration": start}
+
+    def write_checkpoint():
+        for k in parts:  # keep one concatenated block per kind from now on
+            parts[k] = [cat(parts[k])]
+        st = ckpt.State(committed["iteration"], [to_host(x) for x in committed["carry"]], progs.keys,
+                        parts["warm"][0], parts["draws"][0], parts["extra"][0], parts["stats"][0],
+                        fingerprint or {}, info)
+        from .progress import is_main_process
+
+        if is_main_process():
+            ckpt.save(checkpoint, st)
+        committed["checkpointed"] = committed["iteration"]
+
+    leapfrogs = [0.0]
+
+    def commit(pending):
+        phase, first, n, new_carry, out = pending
+        if phase == "warmup":
+            st = jax.tree.map(lambda x: np.asarray(x)[:n], jax.device_get(out[2]))
+            vals = ext = None
+        else:
+            vals, ext, st = jax.tree.map(lambda x: np.asarray(x)[:n], jax.device_get(out))
+        # Commit: the outputs and the state after them, together.
+        if phase == "warmup":
+            parts["warm"].append(st)
+        else:
+            parts["draws"].append(vals), parts["extra"].append(ext), parts["stats"].append(st)
+        committed["carry"], committed["iteration"] = new_carry, first + n
+        if "n_leapfrog" in st:
+            leapfrogs[0] += float(np.sum(np.mean(np.asarray(st["n_leapfrog"], float), axis=-1)))
+        if progress is not None:
+            progress.update(first + n, phase, st)
+        if on_block is not None:
+            phase_start = 0 if phase == "warmup" else cfg.warmup
+            on_block(phase, first + n - phase_start, cfg.warmup if phase == "warmup" else cfg.draws, st)
+        it = first + n
+        if checkpoint and (it // every > committed["checkpointed"] // every or it == total):
+            write_checkpoint()
+
+    tc = time.perf_counter()
+    fn = block_fn or compile_block(progs, carry)
+    timing["compile_s"] = time.perf_counter() - tc
+    if progress is not None:
+        progress.compiled(startup_s + timing["compile_s"], "start-up and compilation" if resume is None else
+                          f"start-up and compilation (resuming at iteration {start})")
+        progress.start(start, divergent=None if resume is None else {
+            "warmup": _count(resume.warm, "diverging"), "sampling": _count(resume.stats, "diverging")})
+    t_loop = time.perf_counter()
+    stop = _StopOnSigint()
+    hard = False
+    pending = None
+    try:
+        with stop:
+            for phase, first, n in schedule(cfg.warmup, cfg.draws, B, start):
+                keys = progs.keys[first:first + B]
+                if keys.shape[0] < B:  # the last block of a phase: pad the keys; the extra iterations are not applied
+                    keys = np.concatenate([keys, np.repeat(keys[-1:], B - keys.shape[0], axis=0)])
+                dispatch_carry = pending[3] if pending is not None else committed["carry"]
+                new_carry, out = fn(dispatch_carry, keys, np.int32(n), progs.data, progs.masks)
+                if pending is not None:
+                    commit(pending)
+                pending = (phase, first, n, new_carry, out)
+                if stop.requested:
+                    pending = None  # the block in flight is dropped: the state stays at a block boundary
+                    break
+            if pending is not None and not stop.requested:
+                commit(pending)
+                pending = None
+    except KeyboardInterrupt:
+        hard = True
+    finally:
+        if progress is not None:
+            progress.close()
+    loop_s = time.perf_counter() - t_loop
+    done = committed["iteration"] - start
+    timing.update(loop_s=loop_s, iterations=done, leapfrogs=leapfrogs[0],
+                  leapfrog_per_s=leapfrogs[0] / loop_s if loop_s > 0 else float("nan"))
+    if stop.requested or hard:
+        it = committed["iteration"]
+        where = (f"in warmup at iteration {it} of {cfg.warmup}" if it < cfg.warmup
+                 else f"after {it - cfg.warmup} of {cfg.draws} draws")
+        note = f"interrupted {where}"
+        if checkpoint and committed["checkpointed"] != it and not hard:
+            write_checkpoint()
+        if checkpoint and committed["checkpointed"] == it:
+            note += f"; checkpoint {checkpoint} is at iteration {it} (resume with --resume)"
+        result = Run(it, cat(parts["warm"]), cat(parts["draws"]), cat(parts["extra"]), cat(parts["stats"]),
+                     timing, [note])
+        raise Interrupted(note, result)
+    return Run(committed["iteration"], cat(parts["warm"]), cat(parts["draws"]), cat(parts["extra"]),
+               cat(parts["stats"]), timing)
