@@ -564,7 +564,14 @@ def main(argv=None):
             x = bijector.forward(type(z)(*parts))
             return pinned.unnormalized_log_prob(x) + bijector.forward_log_det_jacobian(type(z)(*parts))
 
-        kernel = tfp.mcmc.HamiltonianMonteCarlo(target, args.step_size, args.leapfrog)
+        if any(d in SHARDED_DIMS for shape in LATENTS.values() for d in shape):
+            # Sharded latents: each device draws its own items' momenta and the kinetic energy is summed
+            # across devices, so that every device makes the same accept decision (the seed's MovieLens study).
+            kernel = tfp.experimental.mcmc.PreconditionedHamiltonianMonteCarlo(
+                target, args.step_size, args.leapfrog,
+                momentum_distribution=momentum_distribution(local, args.chains, axes))
+        else:
+            kernel = tfp.mcmc.HamiltonianMonteCarlo(target, args.step_size, args.leapfrog)
         kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(kernel, int(0.8 * args.warmup))
         draws, trace = tfp.mcmc.sample_chain(
             args.draws, list(z), kernel=kernel, num_burnin_steps=args.warmup, seed=seed,
