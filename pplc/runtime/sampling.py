@@ -1,6 +1,7 @@
 """Sampling on the mesh: the per-device programs (init, a block of iterations) and the host loop over blocks."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -11,7 +12,8 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from ..dsl.diagnostics import Diagnostic, PPLError
-from . import kernels
+from . import checkpoint as checkpoint_lib
+from . import hostloop, kernels
 from . import spmd as spmd_lib
 from .data import Layout
 from .kernels import SamplerConfig  # noqa: F401 - re-exported
@@ -55,6 +57,9 @@ class Programs:
     block: int
     keys: np.ndarray  # one PRNG key per iteration, warmup then draws
     names: list
+    redraw: object = None  # redraw(attempt) -> fresh initial values (host, padded), for a non-finite start
+    place_z: object = None  # host initial values -> the init program's argument
+    init_key: object = None  # the key of the step-size heuristic at the start
 
 
 def build(compiled, bound, layout: Layout, mesh, cfg: SamplerConfig, mode: str = "shard_map",
@@ -67,137 +72,230 @@ def build(compiled, bound, layout: Layout, mesh, cfg: SamplerConfig, mode: str =
     names = [v.name for v in latents]
     local = layout.local
     axes = [DATA_AXIS] if layout.padded else []
-    sharded_latents = any(v.sharded_dim for v in latents)
+    padded_any = any(layout.padded[d] != layout.sizes[d] for d in layout.padded)
     chains = cfg.chains
     data_vars = model.of_kind("data")
     block = block or default_block_size(cfg)
+    stat_names = kernels.stat_names(cfg)
     treedef_box = {}  # the structure of the carried state, found when `init` is traced
 
-    def setup(data, masks):
+    def setup(data, masks, z):
         jd = module.make_model(data, local, masks, axes)
         pinned = jd.experimental_pin(**module.observed(data))
-        target, constrain = kernels.target_fn(pinned)
-        kernel = kernels.make_kernel(module, target, cfg, local, axes, sharded_latents)
-        return kernel, constrain
+        padding = kernels.padding_term(latents, masks, axes) if padded_any else None
+        target, constrain = kernels.target_fn(pinned, padding)
+        kernel = kernels.make_kernel(target, cfg, list(z), latents, axes)
+        return kernel, constrain, padding
 
-    def init(z0, data, masks):
-        kernel, constrain = setup(data, masks)
-        kr = kernel.bootstrap_results(list(z0))
-        return _stack((list(z0), kr), treedef_box), kernels.initial_log_prob(kr), constrain(list(z0))
+    def init(z0, key, data, masks):
+        z0 = list(z0)
+        kernel, constrain, padding = setup(data, masks, z0)
+        kr = kernel.bootstrap_results(z0)
+        lp = kernels.initial_log_prob(kr, padding, z0)
+        ok = jnp.isfinite(lp)
+        for g in kernels.initial_grads(kr):
+            ok = ok & jnp.all(jnp.isfinite(jnp.reshape(g, (g.shape[0], -1))), axis=-1)
+        if axes:  # a sharded gradient is finite only if it is on every device
+            ok = jax.lax.pmin(ok.astype(jnp.int32), tuple(axes)) > 0
+        # Stan's step-size heuristic, once every chain starts finite.
+        kr = jax.lax.cond(jnp.all(ok), lambda k: kernel.initialize(z0, k, key), lambda k: k, kr)
+        return _stack((z0, kr), treedef_box), lp, ok, constrain(z0)
 
     def run_block(carry, keys, n_valid, data, masks):
-        kernel, constrain = setup(data, masks)
-
-        def step(state, i):
-            z, kr = state
-            z, kr = kernel.one_step(z, kr, seed=keys[i])
-            return (z, kr), kernels.stats(kr)
+        z_init, kr_init = _unstack(carry, treedef_box)
+        kernel, constrain, padding = setup(data, masks, z_init)
 
         def body(state, i):
+            z, kr = state
+            z, kr = kernel.one_step(z, kr, seed=keys[i])
+            st = kernels.stats(kr, cfg, padding, z)
             # Iterations past n_valid (the tail of the last block) leave the state as it was.
-            new_state, st = step(state, i)
             keep = i < n_valid
-            state = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new_state, state)
+            state = jax.tree.map(lambda a, b: jnp.where(keep, a, b), (z, kr), state)
             values = dict(zip(names, constrain(state[0])))
             extra = module.derived(values, data, local, masks, axes)
             for v in outputs:  # latent-free quantities still get a chain dim
                 extra[v.name] = jnp.broadcast_to(extra[v.name], (chains,) + tuple(local[d] for d in v.phys))
             return state, ([values[n] for n in names], extra, st)
 
-        state, out = jax.lax.scan(body, _unstack(carry, treedef_box), jnp.arange(keys.shape[0]))
+        state, out = jax.lax.scan(body, (z_init, kr_init), jnp.arange(keys.shape[0]))
         return _stack(state, treedef_box), out
 
     data_specs = {v.name: spec_of(v.phys, layout) for v in data_vars}
     mask_specs = {d: P(DATA_AXIS) for d in layout.padded}
     z_specs = [spec_of(v.phys, layout, lead=1) for v in latents]
-    stat_specs = {k: P() for k in kernels.STATS}
+    stat_specs = {k: P() for k in stat_names}
     draw_specs = ([spec_of(v.phys, layout, lead=2) for v in latents],
                   {v.name: spec_of(v.phys, layout, lead=2) for v in outputs}, stat_specs)
-    init_fn = spmd_lib.spmd(init, mesh, (z_specs, data_specs, mask_specs), (STACKED, P(), z_specs), mode)
+    init_fn = spmd_lib.spmd(init, mesh, (z_specs, P(), data_specs, mask_specs), (STACKED, P(), P(), z_specs), mode)
     # One program for warmup and sampling blocks (one compilation); warmup keeps only the statistics.
     block_fn = spmd_lib.spmd(run_block, mesh, (STACKED, P(), P(), data_specs, mask_specs),
                              (STACKED, draw_specs), mode)
 
     key = jax.random.PRNGKey(cfg.seed)
-    init_key, run_key = jax.random.split(key)
-    padded_sizes = dict(layout.sizes, **layout.padded)
-    z0 = kernels.initial_values(latents, padded_sizes, cfg, init_key)
-    data = {v.name: layout.pad(bound.arrays[v.name], v.phys) for v in data_vars}
+    init_key, run_key, step_key = jax.random.split(key, 3)
+    real = kernels.float_dtype()
+    data = {v.name: layout.pad(np.asarray(bound.arrays[v.name], real if v.dtype == "real" else None), v.phys)
+            for v in data_vars}
+    prior = _prior_sampler(compiled, bound, latents) if cfg.init == "prior" else None
+
+    def redraw(attempt: int):
+        """Initial values at the true sizes (so every device count starts alike), padded for the mesh."""
+        k = init_key if attempt == 0 else jax.random.fold_in(init_key, attempt)
+        z = kernels.initial_values(latents, bound.sizes, cfg, k, prior)
+        return [layout.pad(x, v.phys, axis0=1) for x, v in zip(z, latents)]
+
+    z0 = redraw(0)
     masks = layout.masks()
+
+    def place_z(z):
+        return spmd_lib.place(z, z_specs, mesh) if mode == "shard_map" else z
+
     if mode == "shard_map":
         data = spmd_lib.place(data, data_specs, mesh)
-        z0 = spmd_lib.place(z0, z_specs, mesh)
         masks = spmd_lib.place(masks, mask_specs, mesh)
     keys = np.asarray(jax.random.split(run_key, cfg.warmup + cfg.draws))
-    return Programs(init_fn, block_fn, data, masks, z0, block, keys, names)
+    return Programs(init_fn, block_fn, data, masks, z0, block, keys, names, redraw, place_z, np.asarray(step_key))
+
+
+def _prior_sampler(compiled, bound, latents):
+    """`--init prior`: draws of the latents from the (unsharded) model, on the unconstrained scale."""
+    module = compiled.module
+    masks = {d: np.ones(bound.sizes[d], bool) for d in compiled.ir.sharded_dims}
+    real = kernels.float_dtype()
+    arrays = {k: (np.asarray(a, real) if a.dtype.kind == "f" else a) for k, a in bound.arrays.items()}
+
+    def draw(key, n):
+        jd = module.make_model(arrays, bound.sizes, masks, [])
+        pinned = jd.experimental_pin(**module.observed(arrays))
+        x = pinned.sample_unpinned(n, seed=key)
+        z = pinned.experimental_default_event_space_bijector().inverse(x)
+        return [np.asarray(p) for p in z]
+
+    return draw
+
+
+def _nonfinite_report(compiled, bound, layout, latents, values, bad_chains, tries):
+    """The error for a start that stays non-finite: which chains, and which terms (initcheck, when present)."""
+    c = int(bad_chains[0])
+    params = {v.name: layout.unpad(np.asarray(x)[c], v.phys) for v, x in zip(latents, values)}
+    terms = []
+    try:
+        from . import initcheck  # written alongside; names the non-finite log-density terms
+
+        terms = list(initcheck.nonfinite_terms(compiled, bound, params))
+    except ImportError:
+        terms = _nonfinite_terms_fallback(compiled, bound, params)
+    except Exception:  # noqa: BLE001 - the report must not hide the error it reports
+        terms = _nonfinite_terms_fallback(compiled, bound, params)
+    which = f"chain{'s' if len(bad_chains) > 1 else ''} {', '.join(str(int(i)) for i in bad_chains)}"
+    msg = (f"the log density or its gradient is not finite at the initial values of {which}"
+           + (f" ({tries} draws of initial values tried)" if tries > 1 else ""))
+    if terms:
+        msg += "; non-finite: " + ", ".join(terms)
+    other = "--init uniform or --init prior" if tries == 1 else "--init 0 or --init prior"
+    return Diagnostic(msg, filename=compiled.filename,
+                      hint=f"check the data for values outside the support and the priors, or try {other}")
+
+
+def _nonfinite_terms_fallback(compiled, bound, params) -> list[str]:
+    """The sites whose log-density term is not finite at `params` (constrained values, one chain)."""
+    try:
+        module = compiled.module
+        masks = {d: np.ones(bound.sizes[d], bool) for d in compiled.ir.sharded_dims}
+        jd = module.make_model(bound.arrays, bound.sizes, masks, [])
+        values = dict(params, **module.observed(bound.arrays))
+        parts = jd.log_prob_parts(**values)._asdict()
+        bad = [k for k, lp in parts.items() if not np.all(np.isfinite(np.asarray(lp)))]
+        return [f"{k} (log density {float(np.sum(parts[k])):g})" for k in bad]
+    except Exception:  # noqa: BLE001
+        return [k for k, x in params.items() if not np.all(np.isfinite(x))]
 
 
 def sample(compiled, bound, layout: Layout, mesh, cfg: SamplerConfig, mode: str = "shard_map", log=None,
-           block: int | None = None, on_block=None):
+           block: int | None = None, on_block=None, progress=None, checkpoint: str | None = None,
+           checkpoint_every: int | None = None, resume: bool = False):
     """Run the sampler block by block; returns host arrays (padding removed, [chains, draws, ...]),
-    the trace and timings. `on_block(phase, done, total, stats)` is called after every block."""
+    the trace and timings. `on_block(phase, done, total, stats)` is called after every block; `progress` (a
+    `progress.Progress`) shows the run. With `checkpoint` (a path) the whole sampler state is saved every
+    `checkpoint_every` iterations (default: a tenth of the run), and `resume` goes on from it with exactly the
+    draws of an uninterrupted run. Ctrl-C raises `hostloop.Interrupted`, its `result` what was sampled."""
     model = compiled.ir
     latents = model.of_kind("latent")
     outputs = model.of_kind("deterministic", "track")
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise PPLError(Diagnostic(f"--checkpoint-every must be at least 1 (got {checkpoint_every})"))
+    if resume and not checkpoint:
+        raise PPLError(Diagnostic("--resume needs --checkpoint PATH (the checkpoint to go on from)"))
+    if checkpoint_every and block is None:
+        block = min(default_block_size(cfg), checkpoint_every)
+    fp = saved = None
+    if checkpoint:
+        fp = checkpoint_lib.fingerprint(compiled, bound, layout.ndev, cfg)
+        if resume and os.path.exists(checkpoint):
+            saved = checkpoint_lib.load(checkpoint)
+            checkpoint_lib.check(saved, checkpoint, fp)  # before any tracing: a mismatch is refused at once
     progs = build(compiled, bound, layout, mesh, cfg, mode, block)
     if log:
         log(f"sampling: {cfg.chains} chain{'s' if cfg.chains > 1 else ''} x ({cfg.warmup} warmup + {cfg.draws} "
-            f"draws), {cfg.sampler}, {cfg.leapfrog} leapfrog steps, {layout.ndev} device"
-            f"{'s' if layout.ndev > 1 else ''}")
+            f"draws), {cfg.describe()}, {layout.ndev} device{'s' if layout.ndev > 1 else ''}"
+            f"{', float64' if kernels.float_dtype() == jnp.float64 else ''}")
     t0 = time.time()
-    carry, init_lp, init_values = progs.init(progs.z0, progs.data, progs.masks)
-    init_lp = np.asarray(init_lp)
-    if not np.all(np.isfinite(init_lp)):
-        raise PPLError(Diagnostic(
-            "the log density is not finite at the initial values of chain"
-            f"{'s' if np.sum(~np.isfinite(init_lp)) > 1 else ''} "
-            f"{', '.join(str(i) for i in np.flatnonzero(~np.isfinite(init_lp)))}",
-            hint="try --init 0, check the data for values outside the support, or check the priors"))
-    warm_stats, draws, extra, stats = [], [], [], []
-    first_call = {}
-    B = progs.block
-    for phase, total in (("warmup", cfg.warmup), ("sampling", cfg.draws)):
-        done = 0
-        offset = 0 if phase == "warmup" else cfg.warmup
-        while done < total:
-            n = min(B, total - done)
-            keys = progs.keys[offset + done: offset + done + B]
-            if keys.shape[0] < B:  # the last block: pad the keys, its extra iterations are not applied
-                keys = np.concatenate([keys, np.repeat(keys[-1:], B - keys.shape[0], axis=0)])
-            tb = time.time()
-            carry, out = progs.block_fn(carry, keys, np.int32(n), progs.data, progs.masks)
-            if phase == "warmup":
-                st = jax.tree.map(lambda x: x[:n], jax.device_get(out[2]))
-                warm_stats.append(st)
-            else:
-                vals, ext, st = jax.tree.map(lambda x: x[:n], jax.device_get(out))
-                draws.append(vals), extra.append(ext), stats.append(st)
-            if not first_call:
-                first_call["s"] = time.time() - tb  # compilation and the first block
-            done += n
-            if on_block:
-                on_block(phase, done, total, st)
-    t2 = time.time()
+    carry, init_lp = init_chains(progs, compiled, bound, layout, cfg)
+    startup_s = time.time() - t0
+    if saved is not None:
+        checkpoint_lib.check(saved, checkpoint, fp, progs.keys, carry)
+        if log:
+            log(f"resuming from {checkpoint} at iteration {saved.iteration} of {cfg.warmup + cfg.draws}")
+    elif resume and log:
+        log(f"no checkpoint at {checkpoint} yet: starting a new run")
 
-    def cat(parts):
-        return jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *parts) if parts else None
+    def place(leaves):
+        return spmd_lib.place(leaves, [STACKED] * len(leaves), mesh) if mode == "shard_map" else leaves
 
-    draws, extra, stats, warm = cat(draws), cat(extra), cat(stats), cat(warm_stats)
-    out = {}
-    for v, x in zip(latents, draws):
-        out[v.name] = layout.unpad(np.swapaxes(x, 0, 1), v.phys, axis0=2)
-    for v in outputs:
-        out[v.name] = layout.unpad(np.swapaxes(extra[v.name], 0, 1), v.phys, axis0=2)
-    trace = {k: np.swapaxes(x, 0, 1) for k, x in stats.items()}
-    if warm is not None:
-        trace.update({f"warmup_{k}": np.swapaxes(x, 0, 1) for k, x in warm.items()})
-    run_s = t2 - t0
-    timing = {"total_s": run_s, "first_blocks_s": sum(first_call.values()),
-              "leapfrog_per_s": (cfg.warmup + cfg.draws) * cfg.leapfrog / max(run_s, 1e-9)}
+    def assemble(res):
+        out = {}
+        if res.draws is not None:
+            for v, x in zip(latents, res.draws):
+                out[v.name] = layout.unpad(np.swapaxes(x, 0, 1), v.phys, axis0=2)
+            for v in outputs:
+                out[v.name] = layout.unpad(np.swapaxes(res.extra[v.name], 0, 1), v.phys, axis0=2)
+        trace = {k: np.swapaxes(x, 0, 1) for k, x in (res.stats or {}).items()}
+        if res.warm is not None:
+            trace.update({f"warmup_{k}": np.swapaxes(x, 0, 1) for k, x in res.warm.items()})
+        timing = dict(res.timing, total_s=time.time() - t0, startup_s=startup_s, devices=layout.ndev)
+        return out, trace, timing
+
+    try:
+        res = hostloop.run(progs, carry, cfg, place=place, progress=progress, on_block=on_block,
+                           checkpoint=checkpoint, checkpoint_every=checkpoint_every, fingerprint=fp, resume=saved,
+                           info={"spmd": mode}, startup_s=startup_s)
+    except hostloop.Interrupted as e:
+        e.result = assemble(e.result)
+        raise
+    out, trace, timing = assemble(res)
     if log:
-        log(f"done in {run_s:.1f} s (first blocks, with compilation: {timing['first_blocks_s']:.1f} s; "
-            f"{timing['leapfrog_per_s']:.0f} leapfrog steps/s overall)")
+        log(f"done in {timing['total_s']:.1f} s: start-up and compilation {startup_s + timing['compile_s']:.1f} s, "
+            f"sampling {timing['loop_s']:.1f} s ({timing['leapfrog_per_s']:,.0f} leapfrog steps/s per chain)")
     return out, trace, timing
+
+
+def init_chains(progs: Programs, compiled, bound, layout: Layout, cfg: SamplerConfig):
+    """Start the chains: initial values whose log density and gradient are finite, redrawn (for the chains
+    that need it) up to INIT_TRIES times as Stan does; then Stan's step-size heuristic. Returns the carried
+    state and the initial log densities."""
+    latents = compiled.ir.of_kind("latent")
+    z = progs.z0
+    tries = 1 if str(cfg.init) == "0" else kernels.INIT_TRIES
+    for attempt in range(tries):
+        carry, init_lp, ok, values = progs.init(progs.place_z(z), progs.init_key, progs.data, progs.masks)
+        ok = np.asarray(ok)
+        if ok.all():
+            return carry, np.asarray(init_lp)
+        if attempt + 1 < tries:
+            fresh = progs.redraw(attempt + 1)
+            z = [np.where(ok.reshape((-1,) + (1,) * (np.ndim(a) - 1)), np.asarray(a), b) for a, b in zip(z, fresh)]
+    raise PPLError(_nonfinite_report(compiled, bound, layout, latents, values, np.flatnonzero(~ok), tries))
 
 
 def stderr_log(msg: str) -> None:
