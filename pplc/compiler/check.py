@@ -36,6 +36,12 @@ def has_shape(dims) -> str:
     return f"has shape [{', '.join(dims)}]" if dims else "is a scalar"
 
 
+# Parameter names from Stan, PyMC and textbooks, and TFP's names for them.
+PARAM_ALIASES = {"mean": "loc", "mu": "loc", "location": "loc", "sd": "scale", "sigma": "scale", "std": "scale",
+                 "stddev": "scale", "lambda": "rate", "lam": "rate", "beta": "rate", "alpha": "concentration",
+                 "shape": "concentration", "p": "probs", "prob": "probs", "theta": "probs", "n": "total_count",
+                 "N": "total_count", "nu": "df", "lower": "low", "upper": "high", "lb": "low", "ub": "high"}
+
 KIND_WORDS = {"data": "data", "latent": "a random variable", "observed": "data",
               "deterministic": "computed from random variables", "transformed": "computed from data",
               "track": "a tracked quantity"}
@@ -78,7 +84,9 @@ class Checker:
             if dim.source == "data" and not any(name in v.phys for v in self.order if v.kind == "data") \
                     and name not in self.data_decl_dims:  # (a data declaration with an error has it)
                 self.sink.error(f"the size of dim `{name}` is unknown: no data array has it, and there is "
-                                f"no `const {name}` or `data {name}: int`", self.dim_first_use.get(name, dim.span))
+                                f"no `const {name}` or `data {name}: int`", self.dim_first_use.get(name, dim.span),
+                                hint=did_you_mean(name, [d for d in self.dims if not d.isdigit()])
+                                or f"give its size: `const {name} = 10`, or declare data with this dim")
         self.sink.raise_if_errors()
         return ir.Model(self.source.filename, tuple(self.order), tuple(self.dims.values()), tuple(self.plates))
 
@@ -147,7 +155,8 @@ class Checker:
     def _define(self, var: ir.Variable, span: Span) -> None:
         if var.name in self.vars:
             prev = self.vars[var.name]
-            self.sink.error(f"`{var.name}` is already defined (at {prev.span})", span)
+            self.sink.error(f"`{var.name}` is already defined (at {prev.span})", span,
+                            hint="each name is defined once: give this one another name")
             raise _Bad
         self.vars[var.name] = var
         self.order.append(var)
@@ -158,7 +167,7 @@ class Checker:
             return False
         if name in DISTRIBUTIONS or name in FUNCTIONS:
             self.sink.error(f"`{name}` is the name of a built-in {'distribution' if name in DISTRIBUTIONS else 'function'}",
-                            span)
+                            span, hint=f"choose another name, e.g. `{name.lower()}_`")
             return False
         return True
 
@@ -211,6 +220,11 @@ class Checker:
             raise _Bad
         if not self._name_ok(s.name, s.name_span):
             raise _Bad
+        if s.name in self.dims and self.dims[s.name].source == "data":
+            self.sink.error(f"`{s.name}` is used as a dim (at {self.dim_first_use.get(s.name, self.dims[s.name].span)}) "
+                            f"before this const gives its size", s.name_span,
+                            hint=f"move `const {s.name} = ...` above its first use")
+            raise _Bad
         value = self._const_value(s.value, s.name)
         if s.name in self.const_overrides:  # `--const NAME=VALUE` on the command line
             value = self.const_overrides.pop(s.name)
@@ -259,7 +273,7 @@ class Checker:
             self.sink.error(f"const `{cname}`: {msg}", e.span)
             raise _Bad
         if e.op == "/" and b == 0:
-            bad("division by zero")
+            bad(f"division by zero ({self._text(e.right)} is 0)")
         if e.op == "**":
             if a == 0 and b < 0:
                 bad("zero to a negative power")
@@ -394,7 +408,7 @@ class Checker:
         if spec.discrete:
             self.sink.error(f"`{s.name}` would be a discrete latent variable ({spec.name}); HMC and NUTS sample "
                             "continuous variables only", s.dist.span,
-                            hint=f"declare `data {s.name}` to observe it, or marginalise it out")
+                            hint=f"declare `data {s.name}: int` to observe it, or sum it out of the model")
             raise _Bad
         if s.type is not None:
             if s.type.dtype != "real":
@@ -467,16 +481,21 @@ class Checker:
         if len(e.args) > len(spec.params):
             self.sink.error(f"{spec.name} takes at most {len(spec.params)} positional argument"
                             f"{'s' if len(spec.params) != 1 else ''} ({', '.join(spec.params) or 'none'}), "
-                            f"got {len(e.args)}", e.args[len(spec.params)].span)
+                            f"got {len(e.args)}", e.args[len(spec.params)].span,
+                            hint=f"{spec.name}({', '.join(spec.params)})")
             raise _Bad
         for pname, a in zip(spec.params, e.args):
             given[pname] = a
             spans[pname] = a.span
         for kw in e.kwargs:
             if kw.name not in spec.params:
-                hint = did_you_mean(kw.name, spec.params)
-                self.sink.error(f"{spec.name} has no parameter `{kw.name}`", kw.span,
-                                hint=hint or f"its parameters are {', '.join(spec.params) or 'none'}")
+                alias = PARAM_ALIASES.get(kw.name)
+                if alias in spec.params:
+                    hint = f"did you mean `{alias}`? pplc uses TFP's names: {spec.name}({', '.join(spec.params)})"
+                else:
+                    hint = did_you_mean(kw.name, spec.params) or \
+                        f"its parameters are {', '.join(spec.params) or 'none'}: {spec.name}({', '.join(spec.params)})"
+                self.sink.error(f"{spec.name} has no parameter `{kw.name}`", kw.span, hint=hint)
                 raise _Bad
             if kw.name in given:
                 how = "by position and by name" if kw.name in spec.params[:len(e.args)] else "twice by name"
@@ -495,7 +514,8 @@ class Checker:
             if len(chosen) != 1:
                 self.sink.error(f"{spec.name} takes exactly one of {' or '.join(f'`{p}`' for p in spec.one_of)}"
                                 + (f", not both" if len(chosen) > 1 else ""), e.span,
-                                hint=f"e.g. {spec.name}({spec.one_of[0]} = ...)")
+                                hint=f"give one of them: {spec.name}({spec.one_of[0]} = ...) or "
+                                     f"{spec.name}({spec.one_of[1]} = ...)")
                 raise _Bad
         names = [p for p in spec.params if p in given]
         params = list(zip(names, self._exprs([given[p] for p in names], ctx)))
@@ -577,8 +597,8 @@ class Checker:
             elif e.id in DISTRIBUTIONS:
                 self.sink.error(f"distribution `{e.id}` can only follow `~`", e.span)
             else:
-                cands = list(self.vars) + list(FUNCTIONS)
-                self.sink.error(f"unknown name `{e.id}`", e.span, hint=did_you_mean(e.id, cands))
+                self.sink.error(f"unknown name `{e.id}`", e.span,
+                                hint=did_you_mean(e.id, [*self.vars, *self.failed]))
             raise _Bad
         if var.kind == "const":
             return ir.Lit(ir.Axes(), var.dtype, False, var.const_value)
@@ -692,8 +712,9 @@ class Checker:
                 continue
             if i.dtype == "real" or i.latent:
                 why = "depends on a random variable" if i.latent else "is real"
+                iname = idx.id if isinstance(idx, ast.Name) else "idx"
                 self.sink.error(f"an index must be integer data or a whole number, but this one {why}", idx.span,
-                                hint="declare the index array `data idx: int[...]`" if not i.latent else None)
+                                hint=f"declare the index array `data {iname}: int[...]`" if not i.latent else None)
                 raise _Bad
             if v.axes.plates:
                 self.sink.error("gather from a value that varies over the enclosing plate is not supported",
@@ -702,8 +723,8 @@ class Checker:
             if self._is_sharded(first):
                 across = next((d for d in i.axes.all if self._is_sharded(d)), None)
                 msg = (f"gather across two sharded plates: the index varies over sharded `{across}` and picks "
-                       f"from sharded `{first}`") if across else f"gather from the sharded dim `{first}`"
-                self.sink.error(msg + "; each device holds only its own part of it", e.span,
+                       f"items of sharded `{first}`") if across else f"gather from the sharded dim `{first}`"
+                self.sink.error(msg + f", but each device holds only its own items of `{first}`", e.span,
                                 hint=f"keep `{first}` replicated (drop `sharded over devices` from its plate)")
                 raise _Bad
             axes = ir.Axes(i.axes.plates, i.axes.item + v.axes.item[1:])

@@ -19,7 +19,7 @@ class Diagnostic:
     filename: str | None = None  # for diagnostics about files other than the model (data)
 
     def render(self, source: Source | None) -> str:
-        name = self.filename or (source.filename if source else "<input>")
+        name = self.filename or (source.filename if source else "pplc")
         if self.span == NO_SPAN or source is None or self.filename:
             head = f"{name}: {self.severity}: {self.message}"
             lines = [head]

@@ -330,8 +330,10 @@ def syntax_diagnostic(exc: UnexpectedInput, source: Source) -> Diagnostic:
         hint = (f"a statement is `{prev} ~ DIST(...)` (a random variable), `{prev} = EXPR` (a deterministic "
                 f"quantity) or `{prev}: real[DIMS] ~ DIST(...)`")
     elif label == "typed_eq":
+        m = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^=~]*?)\s*=", source.line(line))
+        name, typ = (m.group(1), m.group(2)) if m else ("x", "real[n]")
         msg = "a variable with a type is drawn from a distribution: `~` follows the type, not `=`"
-        hint = "`x: real[n] ~ Normal(0, 1)`; a deterministic quantity has no type: `x = EXPR`"
+        hint = f"`{name}: {typ} ~ Normal(0, 1)`; a deterministic quantity has no type: `{name} = EXPR`"
     elif label == "const_eq":
         msg = f"expected '=' after `const {prev}`, found {what}"
         hint = f"a const is `const {prev} = 10` (its type comes from the value)"

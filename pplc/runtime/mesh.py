@@ -31,9 +31,11 @@ def devices(n: int):
     have = jax.devices()
     if len(have) < n:
         kind = have[0].platform.upper()
-        hint = ("start a fresh process with `--devices N` (pplc asks JAX for N host devices before it starts), "
-                "or set XLA_FLAGS=--xla_force_host_platform_device_count=N" if kind == "CPU" else
-                "to run on host CPU devices instead, set JAX_PLATFORMS=cpu")
+        hint = (f"JAX started with {len(have)} host devices before pplc could ask for {n}: in a fresh process "
+                f"`pplc run --devices {n}` gets them, or set XLA_FLAGS=--xla_force_host_platform_device_count={n}"
+                if kind == "CPU" else
+                f"use --devices {len(have)} or fewer, or run on {n} host CPU devices instead: "
+                f"JAX_PLATFORMS=cpu pplc run ... --devices {n}")
         raise PPLError(Diagnostic(f"asked for {n} devices, but this process has {len(have)} {kind} device"
                                   f"{'s' if len(have) != 1 else ''}", hint=hint))
     return have[:n]
