@@ -1,0 +1,108 @@
+"""Print an AST back as .ppl source: parsing the text gives the same AST (spans aside)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from . import ast
+from .spans import NO_SPAN, Span
+
+# Binding power of each expression form, as the grammar nests them (higher binds tighter).
+CMP, SUM, PRODUCT, UNARY, POWER, POSTFIX, ATOM = range(1, 8)
+LEVEL = {"+": SUM, "-": SUM, "*": PRODUCT, "/": PRODUCT, "@": PRODUCT, "**": POWER}
+COMPARISONS = {"==", "!=", "<", "<=", ">", ">="}
+
+
+def _level(e: ast.Expr) -> int:
+    if isinstance(e, ast.BinOp):
+        return CMP if e.op in COMPARISONS else LEVEL[e.op]
+    if isinstance(e, ast.Neg):
+        return UNARY
+    if isinstance(e, (ast.Index, ast.Attr, ast.Call)):
+        return POSTFIX
+    return ATOM
+
+
+def _at(e: ast.Expr, level: int) -> str:
+    """`e`, in parentheses if it binds more loosely than `level` needs."""
+    text = expr(e)
+    return text if _level(e) >= level else f"({text})"
+
+
+def _number(n: ast.Num) -> str:
+    if n.is_int:
+        return str(int(n.value))
+    v = float(n.value)
+    if math.isinf(v):
+        return "1e999"  # what the parser reads as infinity
+    text = repr(v)
+    return text if any(c in text for c in ".e") else text + ".0"
+
+
+def expr(e: ast.Expr) -> str:
+    """The source text of an expression."""
+    if isinstance(e, ast.Num):
+        return _number(e)
+    if isinstance(e, ast.Bool):
+        return "true" if e.value else "false"
+    if isinstance(e, ast.Name):
+        return e.id
+    if isinstance(e, ast.Neg):
+        return "-" + _at(e.operand, UNARY)
+    if isinstance(e, ast.BinOp):
+        if e.op in COMPARISONS:  # comparisons do not chain: both sides are sums
+            return f"{_at(e.left, SUM)} {e.op} {_at(e.right, SUM)}"
+        if e.op == "**":  # right-associative: postfix ** unary
+            return f"{_at(e.left, POSTFIX)} ** {_at(e.right, UNARY)}"
+        level = LEVEL[e.op]  # left-associative
+        return f"{_at(e.left, level)} {e.op} {_at(e.right, level + 1)}"
+    if isinstance(e, ast.Index):
+        return f"{_at(e.value, POSTFIX)}[{', '.join(expr(i) for i in e.indices)}]"
+    if isinstance(e, ast.Attr):
+        return f"{_at(e.value, POSTFIX)}.{e.attr}"
+    if isinstance(e, ast.Call):
+        args = [expr(a) for a in e.args] + [f"{k.name} = {expr(k.value)}" for k in e.kwargs]
+        return f"{e.func}({', '.join(args)})"
+    raise TypeError(f"not an expression: {e!r}")
+
+
+def type_(t: ast.Type) -> str:
+    dims = ", ".join(d.name if d.name is not None else str(d.size) for d in t.dims)
+    return t.dtype + (f"[{dims}]" if t.dims else "")
+
+
+def statement(s: ast.Stmt, indent: str = "") -> list[str]:
+    """The lines of one statement (a plate's body indented by two spaces)."""
+    if isinstance(s, ast.DataDecl):
+        return [f"{indent}data {s.name}: {type_(s.type)}"]
+    if isinstance(s, ast.ConstDecl):
+        return [f"{indent}const {s.name} = {expr(s.value)}"]
+    if isinstance(s, ast.Sample):
+        typed = f": {type_(s.type)}" if s.type is not None else ""
+        return [f"{indent}{s.name}{typed} ~ {expr(s.dist)}"]
+    if isinstance(s, ast.Assign):
+        return [f"{indent}{s.name} = {expr(s.value)}"]
+    if isinstance(s, ast.Track):
+        return [f"{indent}track {s.name} = {expr(s.value)}"]
+    if isinstance(s, ast.Plate):
+        head = f"{indent}plate {s.dim}{' sharded over devices' if s.sharded else ''} {{"
+        body = [line for inner in s.body for line in statement(inner, indent + "  ")]
+        return [head, *body, f"{indent}}}"]
+    raise TypeError(f"not a statement: {s!r}")
+
+
+def program(p: ast.Program) -> str:
+    """The source text of a whole program."""
+    return "".join(line + "\n" for s in p.statements for line in statement(s))
+
+
+def without_spans(node):
+    """The same AST with every span set to NO_SPAN (to compare ASTs by their content)."""
+    if isinstance(node, Span):
+        return NO_SPAN
+    if isinstance(node, tuple):
+        return tuple(without_spans(x) for x in node)
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        return dataclasses.replace(node, **{f.name: without_spans(getattr(node, f.name))
+                                            for f in dataclasses.fields(node)})
+    return node
