@@ -195,4 +195,7 @@ def compile_file(path: str) -> Model:
             text = f.read()
     except OSError as e:
         raise PPLError(Diagnostic(f"cannot read {path}: {e.strerror}")) from None
+    except UnicodeDecodeError:
+        raise PPLError(Diagnostic(f"cannot read {path}: it is not a text file (UTF-8)",
+                                  hint="a model is a .ppl text file")) from None
     return compile(text, path)

@@ -1,6 +1,7 @@
 """Check a parsed program and build the IR: names in order, dtypes, named-dim shapes, plates, placement."""
 from __future__ import annotations
 
+import keyword
 import math
 
 from ..dsl import ast
@@ -361,6 +362,12 @@ class Checker:
 
     def _sample(self, s: ast.Sample, ctx):
         plates = tuple(p.dim for p in ctx)
+        if keyword.iskeyword(s.name):
+            self.sink.error(f"`{s.name}` is a Python keyword, and TFP cannot name a random variable `{s.name}`",
+                            s.name_span, hint=f"rename it, e.g. `{s.name}_`" + (
+                                " (in the data too)" if s.name in self.vars else "")
+                            + "; data, consts and computed quantities may keep such names")
+            raise _Bad
         existing = self.vars.get(s.name)
         if existing is not None and existing.kind not in ("data", "transformed"):
             if existing.kind == "deterministic":

@@ -58,8 +58,9 @@ def expr(e: ast.Expr) -> str:
         return f"{_at(e.left, level)} {e.op} {_at(e.right, level + 1)}"
     if isinstance(e, ast.Index):
         return f"{_at(e.value, POSTFIX)}[{', '.join(expr(i) for i in e.indices)}]"
-    if isinstance(e, ast.Attr):
-        return f"{_at(e.value, POSTFIX)}.{e.attr}"
+    if isinstance(e, ast.Attr):  # `0.T` would read as the number `0.` and then `T`
+        value = f"({expr(e.value)})" if isinstance(e.value, ast.Num) else _at(e.value, POSTFIX)
+        return f"{value}.{e.attr}"
     if isinstance(e, ast.Call):
         args = [expr(a) for a in e.args] + [f"{k.name} = {expr(k.value)}" for k in e.kwargs]
         return f"{e.func}({', '.join(args)})"

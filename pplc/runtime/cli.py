@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 
@@ -41,14 +42,22 @@ def _describe(model) -> str:
     return "\n".join(lines)
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, with usage errors as user errors: the usage, one line, exit status 1."""
+
+    def error(self, message):
+        self.exit(1, f"{self.prog}: error: {message}\n  hint: `{self.prog} --help` lists the options\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="pplc", description="Compile and run .ppl probabilistic models "
+    ap = _ArgumentParser(prog="pplc", description="Compile and run .ppl probabilistic models "
                                  "(TFP on JAX, data-parallel over devices).")
     ap.add_argument("--debug", action="store_true", help="show Python tracebacks of internal errors")
     sub = ap.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("check", help="parse and check a model; print its variables, shapes and placement")
     c.add_argument("model")
+    c.add_argument("--data", help="also check a data file (.npz or .json) against the model, without running it")
 
     c = sub.add_parser("compile", help="write the generated TFP-on-JAX program")
     c.add_argument("model")
@@ -109,6 +118,10 @@ def run_command(args) -> int:
     if args.command == "run":
         from .mesh import request_devices
 
+        if args.devices < 1:
+            raise PPLError(Diagnostic(f"--devices must be at least 1 (got {args.devices})",
+                                      hint="--devices N splits the sharded plates over N devices; --devices 1 runs "
+                                           "the model on one"))
         request_devices(args.devices)  # before JAX starts its backend
     import pplc
 
@@ -126,6 +139,12 @@ def run_command(args) -> int:
         print(w.render(None), file=sys.stderr)
     if args.command == "check":
         print(_describe(model))
+        if getattr(args, "data", None):
+            from . import data as data_lib
+
+            bound = data_lib.bind(model.ir, data_lib.load(args.data), args.data)
+            sizes = "; ".join(f"{d} = {n}" for d, n in bound.sizes.items() if not d.isdigit())
+            print(f"{args.data}: ok" + (f" ({sizes})" if sizes else ""))
         return 0
     if args.command == "compile":
         if args.output:
@@ -194,9 +213,40 @@ def _posterior_command(args, model) -> int:
     return 0
 
 
+def _out_of_memory(e: BaseException) -> PPLError | None:
+    """XLA's RESOURCE_EXHAUSTED (jaxlib's XlaRuntimeError / JaxRuntimeError) as a user-facing error."""
+    if type(e).__name__ not in ("XlaRuntimeError", "JaxRuntimeError") or "RESOURCE_EXHAUSTED" not in str(e):
+        return None
+    text = str(e)
+    m = re.search(r"allocate (\d+) bytes", text)
+    what = "the device ran out of memory"
+    if m:
+        what = f"the device ran out of memory allocating {_bytes(int(m.group(1)))}"
+    else:
+        m = re.search(r"Used ([\d.]+\w?) of ([\d.]+\w?)", text)
+        if m:
+            what = f"the device ran out of memory: the program needs {m.group(1)} of {m.group(2)}"
+    first = next((ln.strip() for ln in text.splitlines() if "RESOURCE_EXHAUSTED" in ln), text.splitlines()[0])
+    return PPLError(Diagnostic(
+        f"out of memory: {what} (for the sampler's state, the draws kept on the device, or the data)",
+        notes=(f"XLA: {first[:300]}",),
+        hint="use fewer chains (--chains), keep fewer draws on the device at a time (--block), split the data "
+             "over more devices (--devices), or use a smaller data set"))
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
 def main(argv=None) -> int:
     """Entry point of the `pplc` script; returns (and, as a script, exits with) the status."""
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (1)
+        return e.code if isinstance(e.code, int) else 1
     try:
         code = run_command(args)
     except PPLError as e:
@@ -206,11 +256,19 @@ def main(argv=None) -> int:
         print("interrupted", file=sys.stderr)
         code = 130
     except Exception as e:  # noqa: BLE001 - the last line of defence: no traceback for users
+        oom = _out_of_memory(e)
+        if oom is not None:
+            if args.debug:
+                traceback.print_exc()
+            print(oom.render(), file=sys.stderr)
+            return 1
         if args.debug:
             traceback.print_exc()
-        summary = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        print(f"pplc: internal error: {summary}\n  this is a bug in pplc; please report it to {ISSUES_URL} with "
-              "the model, the data shapes and the command (rerun with --debug for the traceback)", file=sys.stderr)
+        lines = str(e).strip().splitlines()
+        summary = f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
+        print(f"pplc: internal error: {summary}\n  this is a bug in pplc, not in your model; please report it to "
+              f"{ISSUES_URL} with the model, the data shapes and the command line"
+              + ("" if args.debug else " (rerun with --debug to print the traceback)"), file=sys.stderr)
         code = 3
     return code
 

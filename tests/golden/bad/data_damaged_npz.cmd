@@ -1,0 +1,1 @@
+check data_damaged_npz.ppl --data data_damaged_npz.npz

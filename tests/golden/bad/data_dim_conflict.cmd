@@ -1,0 +1,1 @@
+check data_dim_conflict.ppl --data data_dim_conflict.json

@@ -1,0 +1,1 @@
+check data_extra_key_and_missing.ppl --data data_extra_key_and_missing.json

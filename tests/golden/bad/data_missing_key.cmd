@@ -1,0 +1,1 @@
+check data_missing_key.ppl --data data_missing_key.json

@@ -1,0 +1,1 @@
+check data_nan.ppl --data data_nan.json

@@ -1,0 +1,1 @@
+check data_negative_counts.ppl --data data_negative_counts.json

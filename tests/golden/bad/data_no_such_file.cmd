@@ -1,0 +1,1 @@
+check data_no_such_file.ppl --data counts.npz

@@ -1,0 +1,1 @@
+check data_not_a_data_file.ppl --data data_not_a_data_file.csv

@@ -1,0 +1,1 @@
+check data_not_integer.ppl --data data_not_integer.json

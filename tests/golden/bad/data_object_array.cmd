@@ -1,0 +1,1 @@
+check data_object_array.ppl --data data_object_array.npz

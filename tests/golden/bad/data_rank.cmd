@@ -1,0 +1,1 @@
+check data_rank.ppl --data data_rank.json

@@ -1,0 +1,1 @@
+check data_several_errors.ppl --data data_several_errors.json

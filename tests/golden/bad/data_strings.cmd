@@ -1,0 +1,1 @@
+check data_strings.ppl --data data_strings.json

@@ -1,0 +1,1 @@
+check model_not_text.ppl
