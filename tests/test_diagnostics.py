@@ -391,3 +391,20 @@ def test_nonfinite_terms():
     chains = {"mu": np.array([0.0, np.nan]), "tau": np.ones(2), "theta": np.zeros((2, 3))}
     assert nonfinite_terms(m, good, chains) == ["mu", "theta"]
     assert nonfinite_terms(m, zero, {"mu": 0.0, "tau": 1.0, "theta": np.zeros(3)}) == ["y"]
+
+
+def test_more_devices_than_the_accelerator_has(monkeypatch):
+    """On an accelerator: how many devices there are, and how to use host CPU devices instead."""
+    from pplc.dsl.diagnostics import PPLError
+    from pplc.runtime import mesh
+
+    class Gpu:
+        platform = "gpu"
+
+    monkeypatch.setattr(jax, "devices", lambda *a: [Gpu()])
+    with pytest.raises(PPLError) as e:
+        mesh.devices(4)
+    assert str(e.value) == (
+        "pplc: error: asked for 4 devices, but this process has 1 GPU device\n"
+        "  hint: use --devices 1, or run on 4 host CPU devices instead: "
+        "JAX_PLATFORMS=cpu pplc run ... --devices 4")

@@ -34,7 +34,8 @@ def devices(n: int):
         hint = (f"JAX started with {len(have)} host devices before pplc could ask for {n}: in a fresh process "
                 f"`pplc run --devices {n}` gets them, or set XLA_FLAGS=--xla_force_host_platform_device_count={n}"
                 if kind == "CPU" else
-                f"use --devices {len(have)} or fewer, or run on {n} host CPU devices instead: "
+                f"use --devices {len(have)}{' or fewer' if len(have) > 1 else ''}, or run on {n} host CPU devices "
+                f"instead: "
                 f"JAX_PLATFORMS=cpu pplc run ... --devices {n}")
         raise PPLError(Diagnostic(f"asked for {n} devices, but this process has {len(have)} {kind} device"
                                   f"{'s' if len(have) != 1 else ''}", hint=hint))
