@@ -1,0 +1,348 @@
+"""Sharded = unsharded: for generated models, log_prob and its gradient on 2, 4, 8 devices equal one device's.
+
+A Hypothesis strategy writes valid .ppl models: global latents (scalars and vectors) with several
+distributions and supports, latents inside plates, sharded and plain plates (a plain plate nested in a
+sharded one too), deterministics, transformed data with a reduction across the sharded dim, and
+Normal / Bernoulli / Poisson / Categorical observations of data arrays. For each model, the test draws
+plate sizes that the device count divides or does not (then pplc pads and masks), takes the latents'
+values from `Model.sample_prior` (observed values too, so the data lies in the support), optionally
+adds a leading batch (chain) dim, and checks the sharded program against the unsharded model (devices=1).
+
+Tolerance (float32): |sharded - unsharded| <= 1e-5 * |unsharded| + 1e-5 * scale, where scale is the
+largest magnitude in the compared array (at least 1). Sharding only changes the order in which float32
+terms are summed (each device sums its items, then a psum adds the partial sums), so the two results
+differ by a few ulps of the *terms*, not of the result: where terms cancel (a log density near 0, or a
+gradient element that is a small sum of large contributions) a pure 1e-5 relative test would fail on
+rounding alone. A bug (a padded item counted, a missing psum, a replicated gradient summed 8 times)
+gives errors of order one term, far above this bound.
+
+Profiles (HYPOTHESIS_PROFILE): "ci" (default; derandomized, 2 examples per case, about 3 minutes on two
+cores) and "thorough" (random, 25 examples per case: `HYPOTHESIS_PROFILE=thorough pytest
+tests/test_equivalence.py`; expect half an hour or more).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import pplc
+
+settings.register_profile("ci", max_examples=2, deadline=None, derandomize=True, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("thorough", max_examples=25, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+
+# TFP asks for float64 in a few places when x64 is off; JAX warns and uses float32, as we want.
+pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype float64")
+
+RTOL = 1e-5
+
+# ----------------------------------------------------------------------------- the model strategy
+# Latent distributions by the support of their values. "{loc}" / "{scale}" are filled with a literal or
+# an earlier latent of that kind. Heavy-tailed ones are leaves: nothing depends on their value, so a far
+# draw cannot push a Poisson rate or a logit out of float32's range.
+REAL_DISTS = ["Normal({loc}, {scale})", "Normal(0, 1)", "Laplace({loc}, 1)", "StudentT(5, {loc}, {scale})",
+              "Uniform(-1, 2)"]
+POSITIVE_DISTS = ["HalfNormal({scale})", "Exponential(2)", "Gamma(3, 2)", "LogNormal(0, 0.5)",
+                  "InverseGamma(3, 2)", "Gamma(4, {scale})"]
+LEAF_DISTS = ["Cauchy(0, 1)", "HalfCauchy(0, 2)", "Beta(2, 3)", "Uniform(-2.5, -0.5)", "StudentT(3, 0, 1)"]
+OBS_N = ["Normal", "Bernoulli_logits", "Bernoulli_probs", "Poisson_log_rate", "Poisson_rate",
+         "Categorical_logits", "Categorical_probs"]
+
+
+@dataclass
+class ModelSpec:
+    """A generated model: its source text and how to make its data for given plate sizes."""
+
+    text: str
+    k: int  # features: the item dim of x
+    classes: int
+    has_m: bool = False  # a second plate over `m`
+    m_sharded: bool = False
+    has_j: bool = False  # a plain plate `j` nested in plate `n`
+    j: int = 1
+    y_dtype: str = "real"
+    z_dtype: str = "real"
+    extra: dict = field(default_factory=dict)
+
+    def base_data(self, n: int, m: int, seed: int) -> dict:
+        """Every data array, observed ones as zero placeholders (sample_prior replaces them)."""
+        rng = np.random.default_rng(seed)
+        dtypes = {"real": np.float32, "int": np.int32, "bool": np.bool_}
+        data = {"x": rng.uniform(-0.5, 0.5, (n, self.k)).astype(np.float32),
+                "y": np.zeros(n, dtypes[self.y_dtype])}
+        if "alpha" in self.text:
+            data["alpha"] = rng.uniform(1.0, 3.0, self.classes).astype(np.float32)
+        if self.has_m:
+            data["z"] = np.zeros(m, dtypes[self.z_dtype])
+        if self.has_j:
+            data["w"] = np.zeros((n, self.j), np.float32)
+        if "data q" in self.text:
+            data["q"] = np.zeros((), np.float32)
+        return data
+
+
+def _fill(template: str, draw, locs: list[str], scales: list[str]) -> str:
+    loc = draw(st.sampled_from(["0", "0.5", "-1"] + locs))
+    scale = draw(st.sampled_from(["1", "0.7", "2"] + scales))
+    return template.format(loc=loc, scale=scale)
+
+
+@st.composite
+def model_specs(draw) -> ModelSpec:
+    """A valid .ppl model with a plate over the data dim `n` (sharded or not) and the pieces around it."""
+    lines: list[str] = []
+    obs = draw(st.sampled_from(OBS_N))
+    family = obs.split("_")[0]
+    classes = draw(st.integers(2, 4))
+    k = draw(st.integers(1, 3))
+    y_dtype = {"Normal": "real", "Bernoulli": draw(st.sampled_from(["bool", "int"]))}.get(family, "int")
+    spec = ModelSpec("", k, classes, y_dtype=y_dtype)
+
+    lines += ["data x: real[n, k]", f"data y: {y_dtype}[n]"]
+    if obs == "Categorical_probs":
+        lines.append("data alpha: real[classes]")
+    if family == "Categorical":
+        lines.append(f"const classes = {classes}")
+    spec.has_m = draw(st.booleans())
+    if spec.has_m:
+        spec.m_sharded = draw(st.booleans())
+        spec.z_dtype = draw(st.sampled_from(["real", "int", "bool"]))
+        lines.append(f"data z: {spec.z_dtype}[m]")
+    spec.has_j = draw(st.booleans())
+    if spec.has_j:
+        spec.j = draw(st.integers(1, 3))
+        lines.append("data w: real[n, j]")
+    has_q = draw(st.booleans())
+    if has_q:
+        lines.append("data q: real")
+
+    # Global scalar latents: a few locations and scales (names a*, s*), and leaves (l*).
+    locs: list[str] = []
+    scales: list[str] = []
+    for i in range(draw(st.integers(1, 2))):
+        lines.append(f"s{i} ~ {_fill(draw(st.sampled_from(POSITIVE_DISTS)), draw, [], scales)}")
+        scales.append(f"s{i}")
+    for i in range(draw(st.integers(1, 2))):
+        lines.append(f"a{i} ~ {_fill(draw(st.sampled_from(REAL_DISTS)), draw, locs, scales)}")
+        locs.append(f"a{i}")
+    for i in range(draw(st.integers(0, 2))):
+        lines.append(f"l{i} ~ {draw(st.sampled_from(LEAF_DISTS))}")
+    if has_q:
+        lines.append(f"q ~ Normal({draw(st.sampled_from(locs))}, {draw(st.sampled_from(scales))})")
+
+    # Global vector latents over the features.
+    beta = draw(st.booleans()) or family != "Categorical"
+    if beta:
+        if draw(st.booleans()):
+            lines.append("lam: real[k] ~ HalfNormal(1)")
+            lines.append("beta: real[k] ~ Normal(0, lam)")
+        else:
+            lines.append(f"beta: real[k] ~ {_fill(draw(st.sampled_from(REAL_DISTS[:3])), draw, locs, scales)}")
+    if obs == "Categorical_logits":
+        lines.append("W: real[k, classes] ~ Normal(0, 1)")
+        lines.append(f"c: real[classes] ~ Normal(0, {draw(st.sampled_from(['1'] + scales))})")
+    if obs == "Categorical_probs":
+        lines.append("pi ~ Dirichlet(alpha)")
+
+    # Transformed data: centred features, the mean taken across the (possibly sharded) dim n.
+    xname = "x"
+    if draw(st.booleans()):
+        lines.append("xc = x - mean(x)")
+        xname = "xc"
+    # A global deterministic used below.
+    glob_det = draw(st.booleans())
+    if glob_det:
+        lines.append(f"sd = {scales[0]} + 0.5")
+        scales.append("sd")
+
+    n_sharded = draw(st.booleans()) or draw(st.booleans())  # sharded three times in four
+    lines.append("plate n sharded over devices {" if n_sharded else "plate n {")
+    terms = [draw(st.sampled_from(locs))]
+    if beta:
+        terms.append(draw(st.sampled_from([f"{xname} @ beta", f"dot({xname}, beta)"])))
+    if draw(st.booleans()):
+        lines.append(f"  u ~ {_fill(draw(st.sampled_from(REAL_DISTS[:3])), draw, locs, scales)}")
+        terms.append(draw(st.sampled_from(["u", "0.5 * u", "tanh(u)"])))
+    if draw(st.booleans()):
+        e_loc = draw(st.sampled_from(["0", "beta"] if beta else ["0"]))
+        lines.append(f"  e: real[k] ~ Normal({e_loc}, 1)")
+        terms.append(draw(st.sampled_from([f"{xname} @ e", "mean(e)", f"sum({xname} * e)"])))
+    if draw(st.booleans()):
+        terms.append(f"{xname}[0]")
+    scale = draw(st.sampled_from(scales + ["1.5"]))
+    if family == "Normal" and draw(st.booleans()):
+        lines.append(f"  r ~ {draw(st.sampled_from(POSITIVE_DISTS[:4])).format(scale='1')}")
+        scale = f"{scale} * r" if draw(st.booleans()) else "r"
+    pred = " + ".join(terms)
+    if draw(st.booleans()):
+        lines.append(f"  eta = {pred}")
+        pred = "eta"
+    lines.append("  y ~ " + {
+        "Normal": f"Normal({pred}, {scale})",
+        "Bernoulli_logits": f"Bernoulli(logits = {pred})",
+        "Bernoulli_probs": f"Bernoulli(probs = sigmoid({pred}))",
+        "Poisson_log_rate": f"Poisson(log_rate = {pred})",
+        "Poisson_rate": f"Poisson(rate = exp({pred}))",
+        "Categorical_logits": f"Categorical(logits = {xname} @ W + c)",
+        "Categorical_probs": "Categorical(probs = pi)",
+    }[obs])
+    if spec.has_j:
+        inner = pred if pred == "eta" else terms[0]
+        lines += ["  plate j {", f"    w ~ Normal({inner}, {draw(st.sampled_from(scales))})", "  }"]
+    lines.append("}")
+
+    if spec.has_m:
+        lines.append("plate m sharded over devices {" if spec.m_sharded else "plate m {")
+        lines.append(f"  v ~ Normal({draw(st.sampled_from(locs))}, {draw(st.sampled_from(scales))})")
+        lines.append("  z ~ " + {"real": "Normal(v, 1)", "int": "Poisson(log_rate = tanh(v))",
+                                 "bool": "Bernoulli(logits = v)"}[spec.z_dtype])
+        lines.append("}")
+    spec.text = "\n".join(lines) + "\n"
+    return spec
+
+
+# ----------------------------------------------------------------------------- helpers
+def _second_state(model: pplc.Model, params: dict) -> dict:
+    """Another point in the support of every latent (a second 'chain'), without another prior draw."""
+    out = {}
+    for v in model.ir.of_kind("latent"):
+        x = np.asarray(params[v.name], np.float32)
+        out[v.name] = {"real": x + 0.3, "positive": x * 1.3, "unit": np.sqrt(x),
+                       "simplex": np.sqrt(x) / np.sum(np.sqrt(x), axis=-1, keepdims=True)}.get(v.support, x)
+    return out
+
+
+def value_and_grad(model: pplc.Model, params, data, devices: int, spmd: str):
+    """`Model.log_prob` and `Model.grad_log_prob` at once: both run `Model._evaluate`; one compile, not two."""
+    val, grad = model._evaluate(params, data, devices, True, spmd)
+    return np.asarray(val), grad
+
+
+def assert_close(actual, expected, what: str):
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    assert np.all(np.isfinite(expected)), f"{what}: the unsharded value is not finite: {expected}"
+    scale = max(1.0, float(np.max(np.abs(expected))) if expected.size else 1.0)
+    np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=RTOL * scale, err_msg=what)
+
+
+def sizes_for(draw, devices: int, divisible: bool) -> int:
+    if divisible:
+        return devices * draw(st.integers(1, 2))
+    return draw(st.integers(1, 2 * devices).filter(lambda n: n % devices))
+
+
+# ----------------------------------------------------------------------------- the property
+CASES = [  # (devices, whether the device count divides plate n, SPMD mode)
+    (2, True, "shard_map"), (2, False, "shard_map"),
+    (4, True, "shard_map"), (4, False, "shard_map"),
+    (8, True, "shard_map"), (8, False, "shard_map"),
+    (4, False, "pmap"), (8, True, "pmap"),
+]
+
+
+@pytest.mark.parametrize("devices,divisible,spmd", CASES,
+                         ids=[f"{d}dev-{'divides' if div else 'padded'}-{m}" for d, div, m in CASES])
+@settings(settings.get_profile(PROFILE))
+@given(spec=model_specs(), data=st.data())
+def test_sharded_log_prob_and_gradient_equal_unsharded(devices, divisible, spmd, spec, data):
+    n = sizes_for(data.draw, devices, divisible)
+    m = data.draw(st.integers(1, 2 * devices), label="m")
+    batched = data.draw(st.booleans(), label="batched")
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+    model = pplc.compile(spec.text, "generated.ppl")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        prior = model.sample_prior(spec.base_data(n, m, seed), seed=seed)
+    arrays = spec.base_data(n, m, seed)
+    for name in arrays:
+        if name in {v.name for v in model.ir.of_kind("observed")}:
+            arrays[name] = prior[name]
+    params = {name: prior[name] for name in model.latents}
+    if batched:
+        other = _second_state(model, params)
+        params = {k: np.stack([params[k], other[k]]) for k in params}
+
+    ref_val, ref_grad = value_and_grad(model, params, arrays, 1, "shard_map")
+    val, grad = value_and_grad(model, params, arrays, devices, spmd)
+
+    assert_close(val, ref_val, f"log_prob on {devices} devices ({spmd}), n={n}")
+    assert set(grad) == set(ref_grad)
+    for name in ref_grad:
+        assert_close(grad[name], ref_grad[name], f"d log_prob / d {name} on {devices} devices ({spmd}), n={n}")
+
+
+def test_strategy_covers_the_language():
+    """The strategy reaches every piece it claims (a guard against a generator that silently narrows)."""
+    seen = set()
+
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None)
+    @given(model_specs())
+    def collect(spec):
+        pplc.compile(spec.text, "generated.ppl")  # every generated model is valid
+        t = spec.text
+        for word in ["sharded over devices", "plate m", "plate j", "Dirichlet", "Categorical", "Bernoulli",
+                     "Poisson", "Normal(", "HalfNormal", "Exponential", "Gamma", "LogNormal", "StudentT", "Beta",
+                     "InverseGamma", "Cauchy", "Uniform", "Laplace", "eta =", "xc =", "sd =", "data q", "e: real[k]",
+                     "  r ~", "  u ~"]:
+            if word in t:
+                seen.add(word)
+
+    collect()
+    missing = {"sharded over devices", "plate m", "plate j", "Dirichlet", "Categorical", "Bernoulli", "Poisson",
+               "HalfNormal", "Exponential", "Gamma", "LogNormal", "StudentT", "Beta", "InverseGamma", "Cauchy",
+               "Uniform", "Laplace", "eta =", "xc =", "sd =", "data q", "e: real[k]", "  r ~", "  u ~"} - seen
+    assert not missing, f"the strategy never generated: {sorted(missing)}"
+
+
+# ----------------------------------------------------------------------------- regressions found by the strategy
+def test_iid_site_with_a_latent_parameter_keeps_the_plate_shape():
+    """`u ~ Normal(mu, 1)` in a plain plate is tfd.Sample over the plate: draws are [n], not [1, n]; the
+    density is the closed form (the parameter used to be lifted to [..., 1] under tfd.Sample as well)."""
+    model = pplc.compile("data x: real[n]\nmu ~ Normal(0, 1)\nplate n {\n  u ~ Normal(mu, 1)\n"
+                         "  x ~ Normal(u, 1)\n}\n", "iid.ppl")
+    x = np.array([0.5, -1.0, 2.0], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        prior = model.sample_prior({"x": x}, seed=3)
+    assert prior["u"].shape == (3,) and prior["x"].shape == (3,)
+    mu, u = 0.25, np.array([1.0, 2.0, -0.5])
+    lp = lambda z, m: -0.5 * (z - m) ** 2 - 0.5 * np.log(2 * np.pi)  # noqa: E731
+    expected = lp(mu, 0) + lp(u, mu).sum() + lp(x, u).sum()
+    params = {"mu": mu, "u": u}
+    assert_close(model.log_prob(params, {"x": x}), expected, "log_prob")
+    chains = {"mu": np.array([mu, mu]), "u": np.stack([u, u])}  # a leading chain dim broadcasts
+    assert_close(model.log_prob(chains, {"x": x}), [expected, expected], "log_prob of two chains")
+
+
+def test_negative_literal_parameter_in_a_plate():
+    """`Normal(-1, s)` inside a plate: the literal is not indexed like an array (it was `(-1)[..., None]`)."""
+    model = pplc.compile("data x: real[n]\ns ~ HalfNormal(1)\nplate n sharded over devices {\n"
+                         "  x ~ Normal(-1, s)\n}\n", "neg.ppl")
+    x = np.linspace(-2, 1, 5).astype(np.float32)
+    s = 0.8
+    expected = (np.log(2) - 0.5 * np.log(2 * np.pi) - 0.5 * s ** 2
+                + np.sum(-0.5 * ((x + 1) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi)))
+    for devices in (1, 4):
+        assert_close(model.log_prob({"s": s}, {"x": x}, devices=devices), expected, f"{devices} devices")
+
+
+def test_pmap_without_a_sharded_plate():
+    """pmap needs one mapped argument; a model with no sharded plate has none of its own."""
+    model = pplc.compile_file(os.path.join(os.path.dirname(__file__), "..", "examples", "eight_schools.ppl"))
+    data = {"y": np.array([28, 8, -3, 7, -1, 1, 18, 12], np.float32),
+            "sigma": np.array([15, 10, 16, 11, 9, 11, 10, 18], np.float32)}
+    params = {"mu": 4.0, "tau": 3.0, "theta_raw": np.linspace(-1, 1, 8)}
+    ref_val, ref_grad = value_and_grad(model, params, data, 1, "shard_map")
+    val, grad = value_and_grad(model, params, data, 4, "pmap")
+    assert_close(val, ref_val, "log_prob")
+    for name in ref_grad:
+        assert_close(grad[name], ref_grad[name], name)
