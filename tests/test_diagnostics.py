@@ -408,3 +408,58 @@ def test_more_devices_than_the_accelerator_has(monkeypatch):
         "pplc: error: asked for 4 devices, but this process has 1 GPU device\n"
         "  hint: use --devices 1, or run on 4 host CPU devices instead: "
         "JAX_PLATFORMS=cpu pplc run ... --devices 4")
+
+
+# Data of any shape and kind: binding it to a model gives checked data or a PPLError, never anything else.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 12) | st.integers(-2**70, 2**70) | st.text(max_size=3)
+    | st.floats(allow_nan=True, allow_infinity=True),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=2), inner, max_size=2),
+    max_leaves=12)
+
+
+@settings(PROFILE)
+@given(st.dictionaries(st.sampled_from(["images", "labels", "extra", "label"]), json_values, max_size=4))
+def test_fuzz_data_never_crashes(tmp_path_factory, raw):
+    import json
+
+    from pplc.dsl.diagnostics import PPLError
+    from pplc.runtime import data as data_lib
+
+    model = _logreg()
+    try:
+        bound = data_lib.bind(model.ir, raw, "fuzz.json")
+    except PPLError as e:
+        assert all(d.message for d in e.diagnostics)
+    else:
+        assert set(bound.arrays) == {"images", "labels"}
+    path = os.path.join(tmp_path_factory.getbasetemp(), "fuzz.json")  # the JSON loader too
+    try:
+        text = json.dumps(raw)
+    except (ValueError, TypeError):
+        return
+    loaded = None
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+        loaded = data_lib.load(path)
+    except PPLError:
+        pass
+    finally:
+        os.remove(path)
+    if loaded is not None:
+        try:
+            data_lib.bind(model.ir, loaded, "fuzz.json")
+        except PPLError:
+            pass
+
+
+_LOGREG = []
+
+
+def _logreg():
+    import pplc
+
+    if not _LOGREG:
+        _LOGREG.append(pplc.compile(open(os.path.join(BAD, "data_strings.ppl")).read(), "logreg.ppl"))
+    return _LOGREG[0]

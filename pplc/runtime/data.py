@@ -76,7 +76,8 @@ def _load_npz(path: str) -> dict[str, np.ndarray]:
                     else:
                         errors.append(Diagnostic(f"cannot read `{k}`: {e}", filename=path))
                     continue
-                why = _kind_error(k, a)
+                # meta/: what `pplc data` keeps beside the model's data (titles, genres: strings)
+                why = None if k.startswith("meta/") and a.dtype.kind in "US" else _kind_error(k, a)
                 if why:
                     errors.append(Diagnostic(why, filename=path, hint="data arrays hold numbers (or bools)"))
                     continue
@@ -114,8 +115,10 @@ def _load_json(path: str) -> dict[str, np.ndarray]:
                                      filename=path, hint="every row of an array has the same length"))
             continue
         if a.dtype.kind == "O":
-            has = "null" if _has(v, type(None)) else "an object" if _has(v, dict) else "mixed values"
-            errors.append(Diagnostic(f"`{k}` holds {has}, not numbers", filename=path,
+            has = ("null" if _has(v, type(None)) else "an object" if _has(v, dict) else
+                   "an integer too large for 64 bits" if _has(v, int) else "mixed values")
+            errors.append(Diagnostic(f"`{k}` holds {has}" + ("" if "too large" in has else ", not numbers"),
+                                     filename=path,
                                      hint="data values are numbers, or nested lists of numbers"))
             continue
         why = _kind_error(k, a)
@@ -189,7 +192,11 @@ def bind(model: ir.Model, raw: dict, filename: str = "<data>", allow_missing: bo
             err(f"missing data `{v.name}`: the model declares {_decl(v)} at {model_at}:{v.span}",
                 hint=f"the data has {close[len('did you mean '):-1]}; is it misspelt?" if close else None)
             continue
-        a = np.asarray(raw[v.name])
+        try:
+            a = np.asarray(raw[v.name])
+        except (ValueError, TypeError, OverflowError):
+            err(f"`{v.name}` is a ragged nested list: its rows have different lengths")
+            continue
         why = _kind_error(v.name, a)
         if why:
             err(why)
