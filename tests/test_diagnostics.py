@@ -80,8 +80,12 @@ def test_bad_model_location(case, capsys, monkeypatch):
 EXAMPLES = os.path.join(os.path.dirname(HERE), "examples")
 
 
+CONFORMANCE = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "conformance")  # when present
+
+
 def _good_models():
-    return sorted(os.path.join(EXAMPLES, f) for f in os.listdir(EXAMPLES) if f.endswith(".ppl"))
+    dirs = [EXAMPLES] + ([CONFORMANCE] if os.path.isdir(CONFORMANCE) else [])
+    return sorted(os.path.join(d, f) for d in dirs for f in os.listdir(d) if f.endswith(".ppl"))
 
 
 @pytest.mark.parametrize("path", _good_models(), ids=os.path.basename)
