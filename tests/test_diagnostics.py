@@ -467,3 +467,15 @@ def _logreg():
     if not _LOGREG:
         _LOGREG.append(pplc.compile(open(os.path.join(BAD, "data_strings.ppl")).read(), "logreg.ppl"))
     return _LOGREG[0]
+
+
+def test_deep_expressions(tmp_path, capsys):
+    """Deep nesting is a located user error (checking and code generation recurse), never a RecursionError."""
+    for n, want in [(140, 0), (200, 1), (3000, 1)]:
+        path = tmp_path / f"deep{n}.ppl"
+        path.write_text("mu ~ Normal(0, 1)\nx = " + " + ".join(["mu"] * n) + "\ny = " + "-" * n + "mu\n")
+        rc, out, err = run_cli(["check", str(path)], capsys)
+        assert rc == want, err
+        if want:
+            assert "internal error" not in err
+            assert f"deep{n}.ppl:2:5: error: this expression is nested" in err or "nested too deeply" in err

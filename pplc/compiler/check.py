@@ -178,6 +178,12 @@ class Checker:
 
     def _stmt(self, stmt: ast.Stmt, ctx: tuple[ir.Plate, ...]) -> None:
         try:
+            for e in _exprs_of(stmt):
+                depth = _depth(e)
+                if depth > MAX_DEPTH:
+                    self.sink.error(f"this expression is nested {depth} levels deep; pplc handles at most {MAX_DEPTH}",
+                                    e.span, hint="split it into several `NAME = EXPR` statements")
+                    raise _Bad
             if isinstance(stmt, ast.DataDecl):
                 self._data(stmt, ctx)
             elif isinstance(stmt, ast.ConstDecl):
@@ -814,6 +820,37 @@ class Checker:
         item = tuple(d for d in a.axes.item if d not in dims)
         dtype = "real" if f == "mean" else a.dtype
         return ir.Reduce(ir.Axes(a.axes.plates, item), dtype, a.latent, f, a, tuple(dims), sharded)
+
+
+MAX_DEPTH = 150  # of nested operations in one expression (checking and code generation recurse on them)
+
+
+def _children(e: ast.Expr) -> list[ast.Expr]:
+    if isinstance(e, ast.BinOp):
+        return [e.left, e.right]
+    if isinstance(e, ast.Neg):
+        return [e.operand]
+    if isinstance(e, ast.Index):
+        return [e.value, *e.indices]
+    if isinstance(e, ast.Attr):
+        return [e.value]
+    if isinstance(e, ast.Call):
+        return [*e.args, *(k.value for k in e.kwargs)]
+    return []
+
+
+def _depth(e: ast.Expr) -> int:
+    """How deeply an expression nests (without recursion: the depth is what is being checked)."""
+    best, stack = 0, [(e, 1)]
+    while stack:
+        node, d = stack.pop()
+        best = max(best, d)
+        stack.extend((c, d + 1) for c in _children(node))
+    return best
+
+
+def _exprs_of(st: ast.Stmt) -> list[ast.Expr]:
+    return [x for x in (getattr(st, "value", None), getattr(st, "dist", None)) if isinstance(x, ast.Expr)]
 
 
 def _walk(stmts):
