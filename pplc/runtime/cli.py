@@ -38,7 +38,7 @@ def _describe(model) -> str:
     for d in ir.dims:
         size = f" = {d.size}" if d.size is not None else f" (from {'the int data scalar' if d.source == 'data-scalar' else 'data shapes'})"
         dims.append(f"{d.name}{size}{', sharded over devices' if d.sharded else ''}")
-    lines.append("  dims: " + "; ".join(dims))
+    lines.append("  dims: " + ("; ".join(dims) or "none"))
     return "\n".join(lines)
 
 
