@@ -118,6 +118,9 @@ def run_command(args) -> int:
     if args.command == "run":
         from .mesh import request_devices
 
+        out_dir = os.path.dirname(os.path.abspath(args.out))
+        if not os.path.isdir(out_dir):  # before the run, not after it
+            raise PPLError(Diagnostic(f"cannot write --out {args.out}: there is no folder {out_dir}"))
         if args.devices < 1:
             raise PPLError(Diagnostic(f"--devices must be at least 1 (got {args.devices})",
                                       hint="--devices N splits the sharded plates over N devices; --devices 1 runs "
@@ -148,8 +151,11 @@ def run_command(args) -> int:
         return 0
     if args.command == "compile":
         if args.output:
-            with open(args.output, "w") as f:
-                f.write(model.source)
+            try:
+                with open(args.output, "w") as f:
+                    f.write(model.source)
+            except OSError as e:
+                raise PPLError(Diagnostic(f"cannot write {args.output}: {e.strerror}")) from None
             print(f"wrote {args.output}", file=sys.stderr)
         else:
             sys.stdout.write(model.source)
