@@ -280,7 +280,10 @@ class Checker:
             self.sink.error(f"const `{cname}`: {msg}", e.span)
             raise _Bad
         if e.op == "/" and b == 0:
-            bad(f"division by zero ({self._text(e.right)} is 0)")
+            sp = e.right.span
+            text = self.source.line(sp.line)[sp.col - 1:sp.end_col - 1] if sp.line == sp.end_line else "the divisor"
+            self.sink.error(f"const `{cname}` divides by zero: `{text.strip('()')}` is 0", e.span)
+            raise _Bad
         if e.op == "**":
             if a == 0 and b < 0:
                 bad("zero to a negative power")

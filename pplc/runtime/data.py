@@ -44,10 +44,11 @@ def load(path: str) -> dict[str, np.ndarray]:
                                   filename=path, hint="save the arrays by name: np.savez('data.npz', y=y, x=x)"))
     if ext == ".json" or head.lstrip()[:1] == b"{":
         return _load_json(path)
-    what = {".csv": "a CSV file", ".txt": "a text file", ".npy": "a damaged .npy file",
-            ".npz": "not a valid .npz file (it is not a zip archive)", ".pkl": "a pickle file",
-            ".pickle": "a pickle file", ".ppl": "a model, not data"}.get(ext, "not a data file pplc can read")
-    raise PPLError(Diagnostic(f"cannot read data: {what}", filename=path,
+    what = {".csv": "from a CSV file", ".txt": "from a text file", ".npy": "from a damaged .npy file",
+            ".npz": "from this .npz file: it is not a zip archive", ".pkl": "from a pickle file",
+            ".pickle": "from a pickle file", ".ppl": "from a model file"}.get(
+        ext, "from this file: it is neither .npz nor .json")
+    raise PPLError(Diagnostic(f"cannot read data {what}", filename=path,
                               hint="data files are .npz (numpy.savez) or .json (one object of named arrays)"))
 
 
