@@ -107,10 +107,10 @@ def model_specs(draw) -> ModelSpec:
     spec = ModelSpec("", k, classes, y_dtype=y_dtype)
 
     lines += ["data x: real[n, k]", f"data y: {y_dtype}[n]"]
-    if obs == "Categorical_probs":
-        lines.append("data alpha: real[classes]")
     if family == "Categorical":
         lines.append(f"const classes = {classes}")
+    if obs == "Categorical_probs":
+        lines.append("data alpha: real[classes]")
     spec.has_m = draw(st.booleans())
     if spec.has_m:
         spec.m_sharded = draw(st.booleans())

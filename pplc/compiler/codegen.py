@@ -75,6 +75,112 @@ def _constant(e: ir.Expr) -> bool:
         _constant(a) for a in e.args)
 
 
+WIDTH = 100  # generated lines longer than this are wrapped inside their brackets (see `wrap_line`)
+OPERATORS = ((" == ", " != ", " <= ", " >= ", " < ", " > "), (" + ", " - "), (" * ", " / ", " @ "))
+
+
+def _code_chars(s: str):
+    """(index, character) of the Python line `s` outside string literals, up to a comment."""
+    quote, i = None, 0
+    while i < len(s):
+        c = s[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif c == "#":
+            return
+        else:
+            yield i, c
+        i += 1
+
+
+def _groups(s: str):
+    """The top-level bracket groups of `s`: (index of the opening bracket, index of its closing bracket)."""
+    depth, start, out = 0, None, []
+    for i, c in _code_chars(s):
+        if c in "([{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth == 0 and start is not None:
+                out.append((start, i))
+    return out
+
+
+def _split_top(s: str, seps) -> list[str]:
+    """`s` cut before each top-level (outside brackets and strings) occurrence of one of `seps`."""
+    depth, cuts = 0, []
+    for i, c in _code_chars(s):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0 and any(s.startswith(sep, i) for sep in seps):
+            cuts.append(i)
+    bounds = [0] + cuts + [len(s)]
+    return [s[a:b].strip() for a, b in zip(bounds, bounds[1:])]
+
+
+def _pack(ind: str, pieces: list[str], width: int) -> list[str]:
+    lines, cur = [], ""
+    for p in pieces:
+        if cur and len(ind) + len(cur) + 1 + len(p) <= width:
+            cur += " " + p
+        else:
+            if cur:
+                lines.append(ind + cur)
+            cur = p
+    return lines + [ind + cur]
+
+
+def wrap_line(line: str, width: int = WIDTH, inside: bool = False) -> list[str]:
+    """A long line of generated code as several, broken inside brackets (where Python joins lines): the
+    longest bracket group gets its arguments on the lines below, the closing bracket after the last one; a
+    long argument breaks before its lowest-precedence operators. `inside`: the line is itself inside brackets."""
+    if len(line) <= width:
+        return [line]
+    ind = line[:len(line) - len(line.lstrip())]
+    body = line[len(ind):]
+    if inside:
+        for ops in OPERATORS:
+            terms = _split_top(body, ops)
+            if len(terms) > 1:
+                out = []
+                for piece in _pack(ind, terms, width):
+                    out.extend(wrap_line(piece, width, inside=True) if len(piece) < len(line) else [piece])
+                return out
+    groups = [(a, b) for a, b in _groups(body) if b > a + 1]
+    if not groups:
+        return [line]
+    a, b = max(groups, key=lambda g: g[1] - g[0])
+    args = [x[1:].strip() if i else x for i, x in enumerate(_split_top(body[a + 1:b], (",",)))]
+    pieces = [x + "," for x in args[:-1]] + [args[-1] + body[b:]]
+    out = [ind + body[:a + 1]]
+    for piece in _pack(ind + "    ", pieces, width):
+        out.extend(wrap_line(piece, width, inside=True))
+    return out
+
+
+def wrap_code(lines: list[str], width: int = WIDTH) -> list[str]:
+    """`wrap_line` on each line of code that is too long (docstrings and comments are left as written)."""
+    out, in_doc = [], False
+    for line in lines:
+        quotes = line.count('"""')
+        if in_doc or quotes or line.lstrip().startswith("#"):
+            out.append(line)
+        else:
+            out.extend(wrap_line(line, width))
+        if quotes % 2:
+            in_doc = not in_doc
+    return out
+
+
 class ExprGen:
     """Lowers IR expressions to Python source in their natural layout: [..., plates, item]."""
 
@@ -388,6 +494,7 @@ class ModuleGen:
         out.extend(self.momentum())
         w("")
         w("")
+        out[:] = wrap_code(out)
         out.extend(MAIN_TEMPLATE.splitlines())
         return "\n".join(out) + "\n"
 
