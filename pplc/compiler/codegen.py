@@ -14,7 +14,8 @@ GENERATED_NAMES = {"jax", "jnp", "np", "tfp", "tfd", "tfed", "distribute_lib", "
                    "shard_axes", "model", "values", "make_model", "observed", "derived", "main", "psum", "Flat",
                    "HalfFlat", "DATA", "DIMS", "SHARDED_DIMS", "LATENTS", "DETERMINISTICS", "TRACKS", "OBSERVED",
                    "SOURCE", "SUPPORTS", "argparse", "os", "json", "functools", "sharded_sum", "sharded_mean",
-                   "sharded_max", "sharded_min", "momentum_distribution"}
+                   "sharded_max", "sharded_min", "momentum_distribution", "pad_value_zero", "pad_value_one",
+                   "pad_value_half", "pad_value_mean"}
 BUILTINS = set(dir(__import__("builtins")))
 
 FUNC_CODE = {
@@ -361,7 +362,9 @@ class ModuleGen:
         if not set(batch) <= covered:
             layers.append(("tfd.BatchBroadcast", [self.shape_code(batch)]))
         if sharded:
-            layers.append(("tfd.Masked", [self.x.mask(v.sharded_dim, batch)]))
+            pad_value = PAD_VALUE[v.support]
+            self.x.helpers.add(pad_value)
+            layers.append(("tfd.Masked", [self.x.mask(v.sharded_dim, batch), f"safe_sample_fn={pad_value}"]))
         if batch:
             layers.append(("tfd.Independent", [f"reinterpreted_batch_ndims={len(batch)}"]))
         if sharded:
@@ -436,7 +439,7 @@ class ModuleGen:
         w("")
         w("")
         for name in sorted(self._helpers_used()):
-            out.extend(SHARDED_REDUCTIONS[name].splitlines())
+            out.extend({**SHARDED_REDUCTIONS, **PAD_VALUES}[name].splitlines())
             w("")
             w("")
         w("def make_model(data, dims, masks, shard_axes=()):")
@@ -561,6 +564,27 @@ class ModuleGen:
                     walk(e)
         return names
 
+
+# What tfd.Masked puts in place of padded items (its `safe_sample_fn`): a fixed point of the site's support, where
+# the log density is finite. TFP's default draws a fresh sample of the whole site instead, a random draw at every
+# log-density evaluation (every leapfrog step) that cost a third of MNIST's gradient time on 8 CPU devices.
+PAD_VALUE = {"real": "pad_value_zero", "positive": "pad_value_one", "unit": "pad_value_half",
+             "interval": "pad_value_mean", "simplex": "pad_value_mean", "binary": "pad_value_zero",
+             "count": "pad_value_zero", "bounded_count": "pad_value_zero", "categorical": "pad_value_zero"}
+PAD_VALUES = {
+    "pad_value_zero": '''def pad_value_zero(d):
+    """What tfd.Masked puts at padded items: 0, in the support (TFP's default draws a sample at every call)."""
+    return jnp.zeros([], d.dtype)''',
+    "pad_value_one": '''def pad_value_one(d):
+    """What tfd.Masked puts at padded items: 1, in the support (TFP's default draws a sample at every call)."""
+    return jnp.ones([], d.dtype)''',
+    "pad_value_half": '''def pad_value_half(d):
+    """What tfd.Masked puts at padded items: 0.5, in (0, 1) (TFP's default draws a sample at every call)."""
+    return jnp.full([], 0.5, d.dtype)''',
+    "pad_value_mean": '''def pad_value_mean(d):
+    """What tfd.Masked puts at padded items: the mean (TFP's default draws a sample at every call)."""
+    return d.mean()''',
+}
 
 SHARDED_REDUCTIONS = {
     "sharded_sum": '''def sharded_sum(x, mask, axis, shard_axes):

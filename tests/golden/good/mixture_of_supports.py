@@ -30,6 +30,11 @@ TRACKS = {'total_rate': ()}
 SUPPORTS = {'group': 'categorical', 'counts': 'count', 'flags': 'binary'}
 
 
+def pad_value_zero(d):
+    """What tfd.Masked puts at padded items: 0, in the support (TFP's default draws a sample at every call)."""
+    return jnp.zeros([], d.dtype)
+
+
 def sharded_max(x, mask, axis, shard_axes):
     """Max over a dim split across devices, padded items left out."""
     return distribute_lib.pmax(jnp.max(jnp.where(mask, x, -jnp.inf), axis=axis), shard_axes)
@@ -69,7 +74,8 @@ def make_model(data, dims, masks, shard_axes=()):
             tfed.Sharded(
                 tfd.Independent(
                     tfd.Masked(
-                        tfd.BatchBroadcast(tfd.Normal(0., 1.), [dims['items']]), masks['items']),
+                        tfd.BatchBroadcast(tfd.Normal(0., 1.), [dims['items']]), masks['items'],
+                        safe_sample_fn=pad_value_zero),
                     reinterpreted_batch_ndims=1),
                 shard_axis_name=shard_axes, name='shift'))
         # mixture_of_supports.ppl:18  group ~ Categorical(probs = weights)
@@ -78,7 +84,7 @@ def make_model(data, dims, masks, shard_axes=()):
                 tfd.Masked(
                     tfd.BatchBroadcast(
                         tfd.Categorical(probs=weights[..., None, :]), [dims['items']]),
-                    masks['items']),
+                    masks['items'], safe_sample_fn=pad_value_zero),
                 reinterpreted_batch_ndims=1),
             shard_axis_name=shard_axes, name='group')
         # mixture_of_supports.ppl:19  counts ~ Poisson(log_rate = log(rate) + x_scaled @ coef + shift)
@@ -88,7 +94,7 @@ def make_model(data, dims, masks, shard_axes=()):
                     tfd.Poisson(
                         log_rate=jnp.log(rate)[..., None]
                         + jnp.einsum('...if,...f->...i', x_scaled, coef) + shift),
-                    masks['items']),
+                    masks['items'], safe_sample_fn=pad_value_zero),
                 reinterpreted_batch_ndims=1),
             shard_axis_name=shard_axes, name='counts')
         # mixture_of_supports.ppl:21  flags ~ Bernoulli(probs = p)
@@ -97,7 +103,7 @@ def make_model(data, dims, masks, shard_axes=()):
                 tfd.Masked(
                     tfd.BatchBroadcast(
                         tfd.Bernoulli(probs=p[..., None, None]), [dims['items'], dims['trials']]),
-                    masks['items'][:, None]),
+                    masks['items'][:, None], safe_sample_fn=pad_value_zero),
                 reinterpreted_batch_ndims=2),
             shard_axis_name=shard_axes, name='flags')
 

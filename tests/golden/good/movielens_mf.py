@@ -27,6 +27,11 @@ TRACKS = {}
 SUPPORTS = {'watched': 'binary'}
 
 
+def pad_value_zero(d):
+    """What tfd.Masked puts at padded items: 0, in the support (TFP's default draws a sample at every call)."""
+    return jnp.zeros([], d.dtype)
+
+
 def make_model(data, dims, masks, shard_axes=()):
     """The joint distribution of the model on this device's part of the data.
 
@@ -47,7 +52,7 @@ def make_model(data, dims, masks, shard_axes=()):
                 tfd.Independent(
                     tfd.Masked(
                         tfd.BatchBroadcast(tfd.Normal(0., 1.), [dims['users'], dims['dim']]),
-                        masks['users'][:, None]),
+                        masks['users'][:, None], safe_sample_fn=pad_value_zero),
                     reinterpreted_batch_ndims=2),
                 shard_axis_name=shard_axes, name='user_embedding'))
         # movielens_mf.ppl:10  user_bias ~ Normal(0, 1)
@@ -55,7 +60,8 @@ def make_model(data, dims, masks, shard_axes=()):
             tfed.Sharded(
                 tfd.Independent(
                     tfd.Masked(
-                        tfd.BatchBroadcast(tfd.Normal(0., 1.), [dims['users']]), masks['users']),
+                        tfd.BatchBroadcast(tfd.Normal(0., 1.), [dims['users']]), masks['users'],
+                        safe_sample_fn=pad_value_zero),
                     reinterpreted_batch_ndims=1),
                 shard_axis_name=shard_axes, name='user_bias'))
         # movielens_mf.ppl:11  watched ~ Bernoulli(logits = movie_embedding @ user_embedding + user_bias + movie_bias)
@@ -65,7 +71,7 @@ def make_model(data, dims, masks, shard_axes=()):
                     tfd.Bernoulli(
                         logits=jnp.einsum('...md,...ud->...um', movie_embedding, user_embedding)
                         + user_bias[..., :, None] + movie_bias[..., None, :]),
-                    masks['users'][:, None]),
+                    masks['users'][:, None], safe_sample_fn=pad_value_zero),
                 reinterpreted_batch_ndims=2),
             shard_axis_name=shard_axes, name='watched')
 

@@ -27,6 +27,11 @@ TRACKS = {'mean_fitted': ()}
 SUPPORTS = {'log_radon': 'real'}
 
 
+def pad_value_zero(d):
+    """What tfd.Masked puts at padded items: 0, in the support (TFP's default draws a sample at every call)."""
+    return jnp.zeros([], d.dtype)
+
+
 def sharded_mean(x, mask, axis, shard_axes, n_other=1):
     """Mean over a dim split across devices (and `n_other` items of the other dims reduced)."""
     total = distribute_lib.psum(jnp.sum(jnp.where(mask, x, 0), axis=axis), shard_axes)
@@ -63,7 +68,7 @@ def make_model(data, dims, masks, shard_axes=()):
                     tfd.Normal(
                         jnp.take(alpha, county, axis=-1) + beta[..., None] * floor,
                         sigma_y[..., None]),
-                    masks['households']),
+                    masks['households'], safe_sample_fn=pad_value_zero),
                 reinterpreted_batch_ndims=1),
             shard_axis_name=shard_axes, name='log_radon')
 
