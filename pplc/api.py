@@ -13,6 +13,7 @@ from .dsl.diagnostics import Diagnostic, PPLError
 from .dsl.parse import parse
 from .dsl.spans import Source
 from .runtime import data as data_lib
+from .runtime import hostloop
 from .runtime.output import Fit
 from .runtime.program import load_module, module_name
 
@@ -25,6 +26,15 @@ def _as_data(model: ir.Model, data, allow_missing=False) -> data_lib.BoundData:
         filename = str(data)
         data = data_lib.load(filename)
     return data_lib.bind(model, dict(data), filename, allow_missing=allow_missing)
+
+
+def _progress(progress, cfg):
+    """A `Progress` for `Model.sample(progress=...)`: True for the default one, or the one given."""
+    if progress is True:
+        from .runtime.progress import Progress
+
+        return Progress(cfg.warmup, cfg.draws)
+    return progress or None
 
 
 MATMUL_PRECISIONS = ("default", "bfloat16", "tensorfloat32", "float32", "highest")
@@ -66,7 +76,7 @@ class Model:
         for v in self.ir.of_kind("latent"):
             if v.name not in params:
                 raise PPLError(Diagnostic(f"no value for latent `{v.name}` in params"))
-            x = np.asarray(params[v.name], np.float32)
+            x = np.asarray(params[v.name], data_lib.dtype_of("real"))
             if layout is not None:
                 x = layout.pad(x, v.phys, axis0=x.ndim - len(v.phys))
             out.append(x)
@@ -158,37 +168,69 @@ class Model:
         return grad
 
     def sample(self, data, devices: int = 1, chains: int = 4, warmup: int = 1000, draws: int = 1000,
-               sampler: str = "hmc", step_size: float = 0.01, leapfrog: int = 10, seed: int = 0,
-               target_accept: float = 0.75, init: str = "uniform", spmd: str = "shard_map",
-               progress: bool = False, matmul_precision: str | None = None) -> Fit:
+               sampler: str = "nuts", step_size: float | None = None, leapfrog: int = 10, seed: int = 0,
+               target_accept: float | None = None, init: str = "uniform", spmd: str = "shard_map",
+               progress: bool = False, matmul_precision: str | None = None, max_tree_depth: int = 10,
+               metric: str = "diag", x64: bool = False, checkpoint: str | None = None,
+               checkpoint_every: int | None = None, resume: bool = False, block: int | None = None) -> Fit:
         """Sample the posterior with the data split over `devices` devices; see `SamplerConfig`.
-        `matmul_precision`: one of MATMUL_PRECISIONS, for the matmuls of the whole run."""
+        `progress`: True for a progress bar (or a `pplc.runtime.progress.Progress`); `checkpoint`: a path where
+        the whole sampler state is saved every `checkpoint_every` iterations, `resume` to go on from it (the
+        same draws as an uninterrupted run); `block`: iterations per SPMD call. Ctrl-C raises
+        `pplc.Interrupted`, whose `fit` holds the draws so far.
+        `matmul_precision`: one of MATMUL_PRECISIONS, for the matmuls of the whole run; `x64`: compute in
+        float64 throughout (as Stan does)."""
+        import contextlib
+
+        import jax
+
         from .runtime import sampling
 
         cfg = sampling.SamplerConfig(sampler=sampler, chains=chains, warmup=warmup, draws=draws,
                                      step_size=step_size, leapfrog=leapfrog, target_accept=target_accept,
-                                     seed=seed, init=init)
+                                     seed=seed, init=str(init), max_tree_depth=max_tree_depth, metric=metric,
+                                     x64=x64)
         cfg.validate()
-        bound = _as_data(self.ir, data)
-        mesh, layout = self._spmd_setup(bound, devices)
-        with matmul_precision_context(matmul_precision):
-            draws_, trace, timing = sampling.sample(self, bound, layout, mesh, cfg, spmd,
-                                                    log=sampling.stderr_log if progress else None)
-        tracks = {v.name for v in self.ir.of_kind("track")}
+        with (jax.enable_x64(True) if x64 else contextlib.nullcontext()):
+            bound = _as_data(self.ir, data)
+            mesh, layout = self._spmd_setup(bound, devices)
+            with matmul_precision_context(matmul_precision):
+                try:
+                    result = sampling.sample(self, bound, layout, mesh, cfg, spmd,
+                                             log=sampling.stderr_log if progress else None,
+                                             progress=_progress(progress, cfg), block=block, checkpoint=checkpoint,
+                                             checkpoint_every=checkpoint_every, resume=resume)
+                except hostloop.Interrupted as e:
+                    e.fit = self._fit(*e.result, cfg, bound, notes=[e.note])
+                    raise
+        return self._fit(*result, cfg, bound)
+
+    def _fit(self, draws_, trace, timing, cfg, bound, notes=()) -> Fit:
+        """The Fit of a run: tracked quantities moved to the trace; dims, config and observed data kept."""
+        import dataclasses
+
+        tracks = [v.name for v in self.ir.of_kind("track")]
         trace.update({k: v for k, v in draws_.items() if k in tracks})
         draws_ = {k: v for k, v in draws_.items() if k not in tracks}
-        return Fit(draws_, trace, timing, os.path.basename(self.filename), model=self)
+        observed = {k: np.asarray(bound.arrays[k]) for k in self.module.OBSERVED if k in bound.arrays}
+        dims = {v.name: list(v.phys) for v in self.ir.variables
+                if v.name in draws_ or v.name in trace or v.name in observed}
+        meta = {"config": dataclasses.asdict(cfg), "tracked": tracks, "notes": list(notes),
+                "model_file": self.filename}
+        return Fit(draws_, trace, timing, os.path.basename(self.filename), model=self, dims=dims, meta=meta,
+                   observed=observed)
 
 
-def compile(text: str, filename: str = "<string>") -> Model:  # noqa: A001 - the public name
-    """Compile .ppl source text; raises PPLError with located diagnostics."""
+def compile(text: str, filename: str = "<string>", consts: dict | None = None) -> Model:  # noqa: A001
+    """Compile .ppl source text (`consts` override the model's const values); raises PPLError with
+    located diagnostics."""
     source = Source(text, filename)
     program = parse(text, filename)
-    model, warnings = check(program, source)
+    model, warnings = check(program, source, consts)
     return Model(model, generate(model, filename), warnings, filename)
 
 
-def compile_file(path: str) -> Model:
+def compile_file(path: str, consts: dict | None = None) -> Model:
     """Compile a .ppl file."""
     try:
         with open(path) as f:
@@ -198,4 +240,4 @@ def compile_file(path: str) -> Model:
     except UnicodeDecodeError:
         raise PPLError(Diagnostic(f"cannot read {path}: it is not a text file (UTF-8)",
                                   hint="a model is a .ppl text file")) from None
-    return compile(text, path)
+    return compile(text, path, consts)

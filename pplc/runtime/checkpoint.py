@@ -148,9 +148,10 @@ def check(st: State, path: str, fp: dict, keys: np.ndarray | None = None, carry_
     if not why and keys is not None and not np.array_equal(st.keys, keys):
         why.append("the per-iteration PRNG keys differ (another JAX version or PRNG implementation)")
     if not why and carry_like is not None:
+        from .hostloop import carry_layout
+
         shapes_then = [(tuple(x.shape), np.asarray(x).dtype.str) for x in st.carry]
-        shapes_now = [(tuple(np.shape(x)), np.dtype(x.dtype).str) for x in carry_like]
-        if shapes_then != shapes_now:
+        if shapes_then != carry_layout(carry_like):
             why.append("the sampler's carried state has another layout (another pplc version or sampler)")
     if why:
         raise PPLError(Diagnostic(f"cannot resume from {path}: it does not match this run",

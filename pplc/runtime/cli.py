@@ -1,4 +1,4 @@
-"""The `pplc` command line: check, compile, run, summary, data, predict, recommend."""
+"""The `pplc` command line: check, compile, run, summary, plot, data, predict, recommend."""
 from __future__ import annotations
 
 import argparse
@@ -55,37 +55,71 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--debug", action="store_true", help="show Python tracebacks of internal errors")
     sub = ap.add_subparsers(dest="command", required=True)
 
+    const_help = "override a const of the model (repeatable)"
     c = sub.add_parser("check", help="parse and check a model; print its variables, shapes and placement")
     c.add_argument("model")
+    c.add_argument("--const", action="append", default=[], metavar="NAME=VALUE", help=const_help)
     c.add_argument("--data", help="also check a data file (.npz or .json) against the model, without running it")
 
     c = sub.add_parser("compile", help="write the generated TFP-on-JAX program")
     c.add_argument("model")
+    c.add_argument("--const", action="append", default=[], metavar="NAME=VALUE", help=const_help)
     c.add_argument("-o", "--output", help="output .py file (default: standard output)")
 
     r = sub.add_parser("run", help="sample a model's posterior")
     r.add_argument("model")
+    r.add_argument("--const", action="append", default=[], metavar="NAME=VALUE", help=const_help)
     r.add_argument("--data", required=True, help=".npz or Stan-style .json data file")
     r.add_argument("--devices", type=int, default=1, help="devices to split sharded plates over (default 1)")
     r.add_argument("--chains", type=int, default=4)
     r.add_argument("--warmup", type=int, default=1000)
     r.add_argument("--draws", type=int, default=1000)
-    r.add_argument("--sampler", default="hmc", help="hmc")
-    r.add_argument("--leapfrog", type=int, default=10, help="leapfrog steps per HMC iteration")
-    r.add_argument("--step-size", type=float, default=0.01, help="initial step size (adapted in warmup)")
-    r.add_argument("--target-accept", type=float, default=0.75)
-    r.add_argument("--init", default="uniform", help="uniform: (-2, 2) on the unconstrained scale; 0: zeros")
+    r.add_argument("--sampler", default="nuts", choices=["nuts", "hmc"],
+                   help="nuts (default: the No-U-Turn sampler, as Stan) or hmc (fixed --leapfrog steps)")
+    r.add_argument("--leapfrog", type=int, default=10, help="leapfrog steps per HMC iteration (--sampler hmc)")
+    r.add_argument("--max-tree-depth", type=int, default=10, help="NUTS: at most 2^depth leapfrog steps (default 10)")
+    r.add_argument("--metric", default="diag", choices=["diag", "unit"],
+                   help="mass matrix: diag (default; adapted in Stan's warmup windows) or unit (the identity)")
+    r.add_argument("--step-size", type=float, default=None,
+                   help="initial step size (default 1; Stan's heuristic and dual averaging adapt it in warmup)")
+    r.add_argument("--target-accept", type=float, default=None,
+                   help="acceptance the step size is adapted to (default 0.8 for NUTS, 0.75 for HMC)")
+    r.add_argument("--init", default="uniform", choices=["uniform", "prior", "0"],
+                   help="initial values: uniform (default, as Stan: uniform in (-2, 2) on the unconstrained "
+                        "scale), prior (a prior draw; uniform for Flat/HalfFlat), 0 (zeros)")
+    r.add_argument("--x64", action="store_true",
+                   help="compute in float64 throughout, as Stan (for badly scaled or near-singular posteriors; "
+                        "see docs/sampling.md)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--spmd", default="shard_map", choices=["shard_map", "pmap"])
-    r.add_argument("--out", default="fit.npz", help="output .npz (default fit.npz)")
+    r.add_argument("--out", default="fit.npz",
+                   help="output: .npz (default fit.npz), or .nc for ArviZ InferenceData (netCDF); written atomically")
+    r.add_argument("--checkpoint", metavar="PATH", help="save the whole sampler state to PATH (.npz) as it runs")
+    r.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="iterations between checkpoints (default: a tenth of the run)")
+    r.add_argument("--resume", action="store_true",
+                   help="go on from --checkpoint PATH (same model, data, devices and settings): the draws are "
+                        "those of an uninterrupted run")
+    r.add_argument("--block", type=int, metavar="N",
+                   help="iterations per device call (default: adaptive, growing from 1 to about a second of "
+                        "work per call; the draws do not depend on it)")
     r.add_argument("--matmul-precision", default="default",
                    choices=["default", "bfloat16", "tensorfloat32", "float32", "highest"],
                    help="precision of the run's matmuls (default: the backend's; the seed used tensorfloat32, "
                         "as bfloat16 made HMC diverge)")
-    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
 
-    s = sub.add_parser("summary", help="print the summary of a saved fit")
+    s = sub.add_parser("summary", help="print the summary of a saved fit (.npz or .nc): mean, MCSE, sd, quantiles, "
+                       "ESS, R-hat, and warnings")
     s.add_argument("fit")
+    s.add_argument("--rows", type=int, default=8, help="elements shown per array (worst R-hat first; default 8)")
+
+    g = sub.add_parser("plot", help="trace and rank plots of a saved fit, and the traces of tracked quantities, "
+                       "log density and step size (PNG)")
+    g.add_argument("fit")
+    g.add_argument("-o", "--output", default="plots", help="output folder (default plots)")
+    g.add_argument("--elements", type=int, default=6,
+                   help="elements plotted per array (worst R-hat first; default 6)")
 
     d = sub.add_parser("data", help="turn a published data set (MNIST IDX, MovieLens) into model data (.npz)")
     d.add_argument("dataset", choices=["mnist", "movielens"])
@@ -114,6 +148,20 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def parse_consts(items) -> dict:
+    """`--const NAME=VALUE` arguments as {name: int or float}."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name.isidentifier():
+                raise ValueError
+            out[name] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError:
+            raise PPLError(Diagnostic(f"--const takes NAME=NUMBER, got `{item}`")) from None
+    return out
+
+
 def run_command(args) -> int:
     if args.command == "run":
         from .mesh import request_devices
@@ -125,6 +173,7 @@ def run_command(args) -> int:
             raise PPLError(Diagnostic(f"--devices must be at least 1 (got {args.devices})",
                                       hint="--devices N splits the sharded plates over N devices; --devices 1 runs "
                                            "the model on one"))
+
         request_devices(args.devices)  # before JAX starts its backend
     import pplc
 
@@ -135,9 +184,19 @@ def run_command(args) -> int:
 
         if not os.path.exists(args.fit):
             raise PPLError(pplc.Diagnostic(f"no such fit file: {args.fit}"))
-        print(Fit.load(args.fit).summary())
+        print(Fit.load(args.fit).summary(per_array=args.rows))
         return 0
-    model = pplc.compile_file(args.model)
+    if args.command == "plot":
+        from . import plots
+        from .output import Fit
+
+        if not os.path.exists(args.fit):
+            raise PPLError(pplc.Diagnostic(f"no such fit file: {args.fit}"))
+        paths = plots.plot(Fit.load(args.fit), args.output, elements=args.elements)
+        print(f"wrote {len(paths)} plots to {args.output}: " + ", ".join(os.path.basename(p) for p in paths),
+              file=sys.stderr)
+        return 0
+    model = pplc.compile_file(args.model, consts=parse_consts(getattr(args, "const", [])))
     for w in model.warnings:
         print(w.render(None), file=sys.stderr)
     if args.command == "check":
@@ -162,15 +221,38 @@ def run_command(args) -> int:
         return 0
     if args.command in ("predict", "recommend"):
         return _posterior_command(args, model)
-    fit = model.sample(args.data, devices=args.devices, chains=args.chains, warmup=args.warmup,
-                       draws=args.draws, sampler=args.sampler, step_size=args.step_size, leapfrog=args.leapfrog,
-                       seed=args.seed, target_accept=args.target_accept, init=args.init, spmd=args.spmd,
-                       progress=not args.quiet, matmul_precision=args.matmul_precision)
+    try:
+        fit = model.sample(args.data, devices=args.devices, chains=args.chains, warmup=args.warmup,
+                           draws=args.draws, sampler=args.sampler, step_size=args.step_size, leapfrog=args.leapfrog,
+                           seed=args.seed, target_accept=args.target_accept, init=args.init, spmd=args.spmd,
+                           progress=not args.quiet, matmul_precision=args.matmul_precision,
+                           max_tree_depth=args.max_tree_depth, metric=args.metric, x64=args.x64,
+                           **_run_options(args))
+    except pplc.Interrupted as e:
+        return _interrupted(e, args)
     fit.save(args.out)
     if not args.quiet:
         print(fit.summary())
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _run_options(args) -> dict:
+    """`pplc run`'s options for long runs: checkpoints, resume, block size."""
+    return {"checkpoint": args.checkpoint, "checkpoint_every": args.checkpoint_every, "resume": args.resume,
+            "block": args.block}
+
+
+def _interrupted(e, args) -> int:
+    """Ctrl-C during `pplc run`: the draws so far go to --out (atomically), with a note; exit status 130."""
+    fit = e.fit
+    if fit is not None and fit.draws and next(iter(fit.draws.values())).shape[1] > 0:
+        fit.save(args.out)
+        n = next(iter(fit.draws.values())).shape[1]
+        print(f"{e.note}\nwrote the {n} draws so far to {args.out}", file=sys.stderr)
+    else:
+        print(f"{e.note}\nno draws yet: {args.out} not written", file=sys.stderr)
+    return 130
 
 
 def _data_command(args) -> int:

@@ -43,15 +43,58 @@ class Run:
     notes: list = field(default_factory=list)
 
 
-def schedule(warmup: int, draws: int, block: int, start: int = 0):
-    """The blocks from iteration `start` on: (phase, first iteration, iterations); blocks never cross from
-    warmup into sampling."""
+TARGET_BLOCK_S = 1.0  # adaptive blocks aim at this much work per device call
+GROWTH = 4  # ... growing from 1 iteration by at most this factor per call
+MAX_BLOCK_BYTES = 64 * 2**20  # the block size cap: a block's outputs (draws, statistics) in device memory
+
+
+def max_block(warmup: int, draws: int, bytes_per_iteration: int, budget: int = MAX_BLOCK_BYTES) -> int:
+    """The block size to compile: a whole phase, unless a block's outputs would exceed `budget` bytes."""
+    return max(1, min(max(warmup, draws), budget // max(1, int(bytes_per_iteration))))
+
+
+def clamp_block(it: int, n: int, warmup: int, total: int, every: int | None = None) -> tuple[str, int]:
+    """The block starting at iteration `it` of at most `n` iterations: (phase, iterations). Blocks never cross
+    from warmup into sampling, nor (with checkpoints every `every` iterations) a checkpoint boundary."""
+    end = warmup if it < warmup else total
+    n = min(n, end - it)
+    if every:
+        n = min(n, every - it % every)
+    return ("warmup" if it < warmup else "sampling"), max(1, n)
+
+
+def schedule(warmup: int, draws: int, block: int, start: int = 0, every: int | None = None):
+    """The blocks of a fixed block size from iteration `start` on: (phase, first iteration, iterations)."""
     it, total = start, warmup + draws
     while it < total:
-        end = warmup if it < warmup else total
-        n = min(block, end - it)
-        yield ("warmup" if it < warmup else "sampling"), it, n
+        phase, n = clamp_block(it, block, warmup, total, every)
+        yield phase, it, n
         it += n
+
+
+class BlockSizer:
+    """Iterations per call: `fixed`, or adaptive: from 1, growing by at most GROWTH times per call toward
+    TARGET_BLOCK_S seconds of work at the rate measured so far, never above the compiled block size. Small
+    first blocks show progress soon whatever an iteration costs; later ones make the per-call overhead
+    negligible. The draws do not depend on the block sizes (one PRNG key per iteration)."""
+
+    def __init__(self, block: int, fixed: int | None = None, target_s: float = TARGET_BLOCK_S):
+        self.block, self.fixed, self.target_s = block, fixed, target_s
+        self.last = 0
+        self.rate = None  # iterations per second
+
+    def next(self) -> int:
+        if self.fixed:
+            return min(self.fixed, self.block)
+        n = 1 if self.last == 0 else self.last * GROWTH
+        if self.rate is not None:
+            n = min(n, max(1, int(self.rate * self.target_s)))
+        self.last = max(1, min(n, self.block))
+        return self.last
+
+    def observe(self, iterations: int, seconds: float) -> None:
+        if iterations > 0 and seconds > 0:
+            self.rate = iterations / seconds
 
 
 def _count(stats: dict | None, name: str) -> int:
@@ -65,6 +108,37 @@ def to_host(x) -> np.ndarray:
     from jax.experimental import multihost_utils
 
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def _is_key(x) -> bool:
+    return jax.numpy.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key)
+
+
+def carry_to_host(carry) -> tuple[list, dict]:
+    """The carried state as host arrays, typed PRNG keys as their key data: (leaves, {index: key impl})."""
+    leaves, keys = [], {}
+    for i, x in enumerate(carry):
+        if _is_key(x):
+            keys[str(i)] = str(jax.random.key_impl(x))
+            x = jax.random.key_data(x)
+        leaves.append(to_host(x))
+    return leaves, keys
+
+
+def carry_from_host(leaves, keys: dict) -> list:
+    """The inverse of `carry_to_host` (host arrays, typed keys rewrapped)."""
+    return [jax.random.wrap_key_data(np.asarray(x), impl=keys[str(i)]) if str(i) in keys else np.asarray(x)
+            for i, x in enumerate(leaves)]
+
+
+def carry_layout(carry) -> list:
+    """(shape, dtype) of each host leaf of the carried state, as `carry_to_host` would give, without a transfer."""
+    out = []
+    for x in carry:
+        if _is_key(x):
+            x = jax.eval_shape(jax.random.key_data, x)
+        out.append((tuple(x.shape), np.dtype(x.dtype).str))
+    return out
 
 
 def compile_block(progs, carry):
@@ -107,10 +181,11 @@ class _StopOnSigint:
 
 def run(progs, carry, cfg, *, place=None, progress=None, on_block=None, checkpoint: str | None = None,
         checkpoint_every: int | None = None, fingerprint: dict | None = None, resume: ckpt.State | None = None,
-        block_fn=None, info: dict | None = None, startup_s: float = 0.0) -> Run:
+        block_fn=None, info: dict | None = None, startup_s: float = 0.0, fixed_block: int | None = None) -> Run:
     """Run the blocks of iterations from the start (or from `resume`, a checked checkpoint) to the end.
 
-    Each block is one SPMD call; the next block is dispatched before the previous one's outputs are fetched,
+    Each block is one SPMD call of up to `progs.block` iterations (`fixed_block` each, or adaptive: see
+    `BlockSizer`); the next block is dispatched before the previous one's outputs are fetched,
     so the host's work (fetching, progress, checkpoints) overlaps the device's. `place(host_leaves)` puts a
     carried state read from a checkpoint back on the mesh. Raises `Interrupted` (with the `Run` so far) on
     Ctrl-C, after writing a checkpoint when there is one."""
@@ -123,17 +198,17 @@ def run(progs, carry, cfg, *, place=None, progress=None, on_block=None, checkpoi
         start = resume.iteration
         parts["warm"].append(resume.warm)
         parts["draws"].append(resume.draws), parts["extra"].append(resume.extra), parts["stats"].append(resume.stats)
-        carry = (place or (lambda x: x))([np.asarray(x) for x in resume.carry])
+        carry = (place or (lambda x: x))(carry_from_host(resume.carry, resume.info.get("carry_keys", {})))
     committed = {"carry": carry, "iteration": start, "checkpointed": start if resume is not None else -1}
-    every = checkpoint_every or max(B, total // 10)
-    timing = {"block": B, "start_iteration": start}
+    every = checkpoint_every or max(1, total // 10)
+    timing = {"block": B, "start_iteration": start, "calls": 0}
 
     def write_checkpoint():
         for k in parts:  # keep one concatenated block per kind from now on
             parts[k] = [cat(parts[k])]
-        st = ckpt.State(committed["iteration"], [to_host(x) for x in committed["carry"]], progs.keys,
-                        parts["warm"][0], parts["draws"][0], parts["extra"][0], parts["stats"][0],
-                        fingerprint or {}, info)
+        leaves, keys = carry_to_host(committed["carry"])
+        st = ckpt.State(committed["iteration"], leaves, progs.keys, parts["warm"][0], parts["draws"][0],
+                        parts["extra"][0], parts["stats"][0], fingerprint or {}, dict(info, carry_keys=keys))
         from .progress import is_main_process
 
         if is_main_process():
@@ -144,6 +219,7 @@ def run(progs, carry, cfg, *, place=None, progress=None, on_block=None, checkpoi
 
     def commit(pending):
         phase, first, n, new_carry, out = pending
+        timing["calls"] += 1
         if phase == "warmup":
             st = jax.tree.map(lambda x: np.asarray(x)[:n], jax.device_get(out[2]))
             vals = ext = None
@@ -175,20 +251,25 @@ def run(progs, carry, cfg, *, place=None, progress=None, on_block=None, checkpoi
         progress.start(start, divergent=None if resume is None else {
             "warmup": _count(resume.warm, "diverging"), "sampling": _count(resume.stats, "diverging")})
     t_loop = time.perf_counter()
+    sizer = BlockSizer(B, fixed_block)
     stop = _StopOnSigint()
     hard = False
     pending = None
     try:
         with stop:
-            for phase, first, n in schedule(cfg.warmup, cfg.draws, B, start):
+            first = start
+            while first < total:
+                phase, n = clamp_block(first, sizer.next(), cfg.warmup, total, every if checkpoint else None)
                 keys = progs.keys[first:first + B]
-                if keys.shape[0] < B:  # the last block of a phase: pad the keys; the extra iterations are not applied
+                if keys.shape[0] < B:  # the end of the run: pad the keys; iterations past n are skipped
                     keys = np.concatenate([keys, np.repeat(keys[-1:], B - keys.shape[0], axis=0)])
                 dispatch_carry = pending[3] if pending is not None else committed["carry"]
                 new_carry, out = fn(dispatch_carry, keys, np.int32(n), progs.data, progs.masks)
                 if pending is not None:
                     commit(pending)
+                    sizer.observe(committed["iteration"] - start, time.perf_counter() - t_loop)
                 pending = (phase, first, n, new_carry, out)
+                first += n
                 if stop.requested:
                     pending = None  # the block in flight is dropped: the state stays at a block boundary
                     break

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def parameter_plots(name: str, a: np.ndarray, outdir: str, elements: int = 6) ->
     series = _chosen_elements(name, np.asarray(a, float), elements)
     data = az.convert_to_inference_data({k: v for k, v in series.items()})
     n = len(series)
-    axes = az.plot_trace(data, compact=False, figsize=(12, 2.2 * n), show=False)
+    axes = az.plot_trace(data, compact=False, figsize=(12, max(3.0, 2.2 * n)), show=False)
     fig = np.ravel(axes)[0].figure
     fig.suptitle(f"{name}: trace" + (f" ({n} of {int(np.prod(a.shape[2:]))} elements, worst R-hat)"
                                      if n < int(np.prod(a.shape[2:])) else ""))
@@ -70,7 +71,7 @@ def parameter_plots(name: str, a: np.ndarray, outdir: str, elements: int = 6) ->
 
 
 def series_plot(name: str, values: np.ndarray, outdir: str, warmup: np.ndarray | None = None,
-                ylabel: str | None = None, filename: str | None = None) -> str:
+                ylabel: str | None = None, filename: str | None = None, log: bool = False) -> str:
     """One line per chain over the iterations (warmup shaded when given), as the seed plots its traced
     quantities: values [chains, draws] (an array-valued quantity is averaged over its elements)."""
     plt = _matplotlib()
@@ -88,6 +89,8 @@ def series_plot(name: str, values: np.ndarray, outdir: str, warmup: np.ndarray |
         ax.plot(np.arange(values.shape[1]), values[c], lw=0.8, label=f"chain {c}")
     ax.set_xlabel("iteration" + (" (warmup shaded)" if start else ""))
     ax.set_ylabel(ylabel or name)
+    if log and np.all(values[np.isfinite(values)] > 0):
+        ax.set_yscale("log")
     ax.set_title(name)
     if values.shape[0] <= 8:
         ax.legend(loc="best", fontsize="small", ncol=min(values.shape[0] + 1, 5))
@@ -104,8 +107,10 @@ def plot(fit, outdir: str, elements: int = 6) -> list[str]:
         raise PPLError(Diagnostic("the fit has fewer than 2 draws: nothing to plot"))
     os.makedirs(outdir, exist_ok=True)
     paths = []
-    for name, a in fit.draws.items():
-        paths += parameter_plots(name, a, outdir, elements)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # ArviZ 0.23 on matplotlib 3.11: not ours to fix
+        for name, a in fit.draws.items():
+            paths += parameter_plots(name, a, outdir, elements)
     tr = fit.trace
     for name in fit.meta.get("tracked", []):
         if name in tr:
@@ -115,5 +120,5 @@ def plot(fit, outdir: str, elements: int = 6) -> list[str]:
                                  "log density (unconstrained, with Jacobian)", "log_density.png"))
     if "step_size" in tr:
         paths.append(series_plot("step size", tr["step_size"], outdir, tr.get("warmup_step_size"),
-                                 "step size", "step_size.png"))
+                                 "step size (log scale)", "step_size.png", log=True))
     return paths

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-PLAIN_EVERY_FRACTION = 0.1  # a plain line each time another tenth of the run is done ...
+PLAIN_LINES = 10  # a plain line each time another tenth of the run is done ...
 PLAIN_EVERY_S = 60.0  # ... or when this long has passed since the last one
 
 
@@ -95,7 +95,10 @@ class Progress:
                                             **self._fields(self._phase(iteration), iteration))
         else:
             self._last_line_t = time.perf_counter()
-            self._last_line_tenth = int(iteration / max(self.total, 1) / PLAIN_EVERY_FRACTION)
+            self._last_line_tenth = self._tenth(iteration)
+
+    def _tenth(self, iteration: int) -> int:
+        return iteration * PLAIN_LINES // max(self.total, 1)
 
     def _phase(self, iteration: int) -> str:
         return "warmup" if iteration < self.warmup else "sampling"
@@ -117,8 +120,10 @@ class Progress:
             self._bar.update(self._task, completed=iteration, **self._fields(shown_phase, iteration))
             return
         now = time.perf_counter()
-        tenth = int(iteration / max(self.total, 1) / PLAIN_EVERY_FRACTION)
-        if tenth > self._last_line_tenth or now - self._last_line_t >= PLAIN_EVERY_S or iteration >= self.total:
+        tenth = self._tenth(iteration)
+        end_of_warmup = phase == "warmup" and iteration == self.warmup
+        if (tenth > self._last_line_tenth or now - self._last_line_t >= PLAIN_EVERY_S or iteration >= self.total
+                or end_of_warmup):
             self._last_line_tenth, self._last_line_t = tenth, now
             print(self.line(iteration, shown_phase), file=self.stream, flush=True)
 

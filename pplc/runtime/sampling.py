@@ -106,13 +106,13 @@ def build(compiled, bound, layout: Layout, mesh, cfg: SamplerConfig, mode: str =
         kernel, constrain, padding = setup(data, masks, z_init)
 
         def body(state, i):
+            # Iterations past n_valid are skipped, not computed and then masked: a conditional leaves the state as
+            # it was, so the host can run any number of iterations up to the block size with this one program.
+            state = jax.lax.cond(i < n_valid, lambda s: tuple(kernel.one_step(*s, seed=keys[i])), lambda s: s,
+                                 state)
             z, kr = state
-            z, kr = kernel.one_step(z, kr, seed=keys[i])
             st = kernels.stats(kr, cfg, padding, z)
-            # Iterations past n_valid (the tail of the last block) leave the state as it was.
-            keep = i < n_valid
-            state = jax.tree.map(lambda a, b: jnp.where(keep, a, b), (z, kr), state)
-            values = dict(zip(names, constrain(state[0])))
+            values = dict(zip(names, constrain(z)))
             extra = module.derived(values, data, local, masks, axes)
             for v in outputs:  # latent-free quantities still get a chain dim
                 extra[v.name] = jnp.broadcast_to(extra[v.name], (chains,) + tuple(local[d] for d in v.phys))
@@ -212,6 +212,14 @@ def _nonfinite_terms_fallback(compiled, bound, params) -> list[str]:
         return [k for k, x in params.items() if not np.all(np.isfinite(x))]
 
 
+def compiled_block_size(model, layout: Layout, cfg: SamplerConfig) -> int:
+    """The block size compiled by default: a whole phase, or what fits `hostloop.MAX_BLOCK_BYTES` of outputs; the
+    host loop runs blocks of adaptive length up to it (see `hostloop.BlockSizer`)."""
+    per_chain = sum(int(np.prod([layout.local[d] for d in v.phys]))
+                    for v in model.of_kind("latent", "deterministic", "track")) + 16  # + the statistics
+    return hostloop.max_block(cfg.warmup, cfg.draws, cfg.chains * per_chain * 8)
+
+
 def sample(compiled, bound, layout: Layout, mesh, cfg: SamplerConfig, mode: str = "shard_map", log=None,
            block: int | None = None, on_block=None, progress=None, checkpoint: str | None = None,
            checkpoint_every: int | None = None, resume: bool = False):
@@ -227,15 +235,16 @@ def sample(compiled, bound, layout: Layout, mesh, cfg: SamplerConfig, mode: str 
         raise PPLError(Diagnostic(f"--checkpoint-every must be at least 1 (got {checkpoint_every})"))
     if resume and not checkpoint:
         raise PPLError(Diagnostic("--resume needs --checkpoint PATH (the checkpoint to go on from)"))
-    if checkpoint_every and block is None:
-        block = min(default_block_size(cfg), checkpoint_every)
+    if block is not None and block < 1:
+        raise PPLError(Diagnostic(f"--block must be at least 1 (got {block})"))
+    compiled_block = block or compiled_block_size(model, layout, cfg)
     fp = saved = None
     if checkpoint:
         fp = checkpoint_lib.fingerprint(compiled, bound, layout.ndev, cfg)
         if resume and os.path.exists(checkpoint):
             saved = checkpoint_lib.load(checkpoint)
             checkpoint_lib.check(saved, checkpoint, fp)  # before any tracing: a mismatch is refused at once
-    progs = build(compiled, bound, layout, mesh, cfg, mode, block)
+    progs = build(compiled, bound, layout, mesh, cfg, mode, compiled_block)
     if log:
         log(f"sampling: {cfg.chains} chain{'s' if cfg.chains > 1 else ''} x ({cfg.warmup} warmup + {cfg.draws} "
             f"draws), {cfg.describe()}, {layout.ndev} device{'s' if layout.ndev > 1 else ''}"
@@ -269,7 +278,7 @@ def sample(compiled, bound, layout: Layout, mesh, cfg: SamplerConfig, mode: str 
     try:
         res = hostloop.run(progs, carry, cfg, place=place, progress=progress, on_block=on_block,
                            checkpoint=checkpoint, checkpoint_every=checkpoint_every, fingerprint=fp, resume=saved,
-                           info={"spmd": mode}, startup_s=startup_s)
+                           info={"spmd": mode}, startup_s=startup_s, fixed_block=block)
     except hostloop.Interrupted as e:
         e.result = assemble(e.result)
         raise
