@@ -112,6 +112,9 @@ def main(argv=None) -> int:
         "median_ratio": ratio, "overhead_pct": 100.0 * (ratio - 1.0),
         "median_ratio_by_config": {k: statistics.median(v) for k, v in ratios.items()},
         "overhead_per_call_ms": 1e3 * (med["default"] - med["one_block_per_phase"]) / max(extra_calls, 1),
+        "overhead_per_call_ms_by_config": {
+            k: 1e3 * (med[k] - med["one_block_per_phase"]) / max(calls[k] - calls["one_block_per_phase"], 1)
+            for k in ratios},
         "iterations_per_s": (cfg.warmup + cfg.draws) / med["one_block_per_phase"],
         "same_draws": bool(same),
         "compile_s": {name: b[3] for name, b in built.items()},
@@ -119,7 +122,8 @@ def main(argv=None) -> int:
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
     print(json.dumps({k: result[k] for k in ("configs", "calls_median", "median_s", "median_ratio", "overhead_pct",
-                                               "median_ratio_by_config", "overhead_per_call_ms", "same_draws")},
+                                               "median_ratio_by_config", "overhead_per_call_ms",
+                                               "overhead_per_call_ms_by_config", "same_draws")},
                      indent=2))
     return 0
 

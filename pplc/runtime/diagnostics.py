@@ -87,7 +87,8 @@ def _post_warmup(trace: dict, name: str):
     return None if x is None else np.asarray(x)
 
 
-def check(rows: list[dict], trace: dict, chains: int, max_tree_depth: int | None = None) -> list[Warning]:
+def check(rows: list[dict], trace: dict, chains: int, max_tree_depth: int | None = None,
+          sampler: str | None = None) -> list[Warning]:
     """The warnings for a run: R-hat > 1.01, low bulk/tail ESS, divergences, tree-depth saturation, low E-BFMI
     (the last three only where the trace has them: NUTS's diverging, tree_depth, energy)."""
     out = []
@@ -110,8 +111,8 @@ def check(rows: list[dict], trace: dict, chains: int, max_tree_depth: int | None
             "ess", f"bulk or tail ESS below {need} ({ESS_PER_CHAIN_MIN} per chain) for {len(low)} of {len(with_ess)} "
             f"elements (lowest: {w['name']}, {which} ESS {min(w['ess_bulk'], w['ess_tail']):.0f}): means, "
             "quantiles and their MCSE are not reliable yet",
-            "run more draws (--draws); with HMC, use NUTS (--sampler nuts) or more leapfrog steps; reparameterise "
-            "strongly correlated parameters"))
+            "run more draws (--draws); " + ("use NUTS (--sampler nuts) or more leapfrog steps; " if sampler == "hmc"
+                                            else "") + "reparameterise strongly correlated parameters"))
     div = _post_warmup(trace, "diverging")
     if div is not None and div.size and np.sum(div) > 0:
         n = int(np.sum(div))
@@ -225,7 +226,7 @@ def summary_text(fit, per_array: int = 8) -> str:
     lines += tlines
     lines += _run_lines(fit)
     for w in check(rows, fit.trace, chains, cfg.get("max_tree_depth") if cfg.get("sampler", "nuts") == "nuts"
-                   else None):
+                   else None, cfg.get("sampler")):
         lines.append(w.render())
     return "\n".join(lines)
 

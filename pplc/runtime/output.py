@@ -140,7 +140,7 @@ class Fit:
         rows = diagnostics.summary_rows(dict(self.draws, **tracked))
         cfg = self.meta.get("config", {})
         depth = cfg.get("max_tree_depth") if cfg.get("sampler", "nuts") == "nuts" else None
-        return diagnostics.check(rows, self.trace, chains, depth)
+        return diagnostics.check(rows, self.trace, chains, depth, cfg.get("sampler"))
 
 
 def _unique_dims(dims) -> list:
