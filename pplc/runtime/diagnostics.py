@@ -74,7 +74,7 @@ def _worst_first(rows: list[dict]) -> list[dict]:
 class Warning:  # noqa: A001 - a summary's warning, not Python's
     """A problem the summary found, and what to try."""
 
-    kind: str  # rhat, ess, divergences, treedepth, ebfmi
+    kind: str  # rhat, ess, divergences, float32, treedepth, ebfmi
     message: str
     hint: str
 
@@ -122,6 +122,14 @@ def check(rows: list[dict], trace: dict, chains: int, max_tree_depth: int | None
             "may be biased",
             "raise --target-accept (e.g. 0.95, a smaller step size); reparameterise funnels (non-centred "
             "hierarchical models); check the priors for scales far from the data"))
+        from .precision import roundoff_causes
+
+        causes = roundoff_causes(rows, trace)
+        if causes:
+            out.append(Warning(
+                "float32", "float32 round-off is the likely cause of the divergences: " + "; ".join(causes),
+                "rerun with --x64 (float64 throughout, as Stan computes); or rescale the data and parameters "
+                "to order 1 (see docs/sampling.md)"))
     depth = _post_warmup(trace, "tree_depth")
     if depth is not None and depth.size and max_tree_depth:
         n = int(np.sum(depth >= max_tree_depth))

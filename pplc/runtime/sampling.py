@@ -60,6 +60,7 @@ class Programs:
     redraw: object = None  # redraw(attempt) -> fresh initial values (host, padded), for a non-finite start
     place_z: object = None  # host initial values -> the init program's argument
     init_key: object = None  # the key of the step-size heuristic at the start
+    place_data: object = None  # BoundData of the same shapes -> the programs' data argument (no recompilation)
 
 
 def build(compiled, bound, layout: Layout, mesh, cfg: SamplerConfig, mode: str = "shard_map",
@@ -80,10 +81,14 @@ def build(compiled, bound, layout: Layout, mesh, cfg: SamplerConfig, mode: str =
     treedef_box = {}  # the structure of the carried state, found when `init` is traced
 
     def setup(data, masks, z):
-        jd = module.make_model(data, local, masks, axes)
-        pinned = jd.experimental_pin(**module.observed(data))
+        def make_pinned():
+            # Fresh copies of the data at every call: TFP caches bijector results globally, keyed by the input
+            # (a log-normal's log of the observed data), and a hit from another JAX sub-trace leaks its tracer.
+            d = {k: jnp.array(x, copy=True) for k, x in data.items()}
+            return module.make_model(d, local, masks, axes).experimental_pin(**module.observed(d))
+
         padding = kernels.padding_term(latents, masks, axes) if padded_any else None
-        target, constrain = kernels.target_fn(pinned, padding)
+        target, constrain = kernels.target_fn(make_pinned, padding)
         kernel = kernels.make_kernel(target, cfg, list(z), latents, axes)
         return kernel, constrain, padding
 
@@ -135,8 +140,13 @@ def build(compiled, bound, layout: Layout, mesh, cfg: SamplerConfig, mode: str =
     key = jax.random.PRNGKey(cfg.seed)
     init_key, run_key, step_key = jax.random.split(key, 3)
     real = kernels.float_dtype()
-    data = {v.name: layout.pad(np.asarray(bound.arrays[v.name], real if v.dtype == "real" else None), v.phys)
-            for v in data_vars}
+
+    def place_data(bound):
+        data = {v.name: layout.pad(np.asarray(bound.arrays[v.name], real if v.dtype == "real" else None), v.phys)
+                for v in data_vars}
+        return spmd_lib.place(data, data_specs, mesh) if mode == "shard_map" else data
+
+    data = place_data(bound)
     prior = _prior_sampler(compiled, bound, latents) if cfg.init == "prior" else None
 
     def redraw(attempt: int):
@@ -152,10 +162,10 @@ def build(compiled, bound, layout: Layout, mesh, cfg: SamplerConfig, mode: str =
         return spmd_lib.place(z, z_specs, mesh) if mode == "shard_map" else z
 
     if mode == "shard_map":
-        data = spmd_lib.place(data, data_specs, mesh)
         masks = spmd_lib.place(masks, mask_specs, mesh)
     keys = np.asarray(jax.random.split(run_key, cfg.warmup + cfg.draws))
-    return Programs(init_fn, block_fn, data, masks, z0, block, keys, names, redraw, place_z, np.asarray(step_key))
+    return Programs(init_fn, block_fn, data, masks, z0, block, keys, names, redraw, place_z, np.asarray(step_key),
+                    place_data)
 
 
 def _prior_sampler(compiled, bound, latents):
