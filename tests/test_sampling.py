@@ -212,3 +212,21 @@ def test_conformance_own_translations(devices):
     p = _conformance("--models", OWN, "--devices", str(devices), timeout=3600)
     print(p.stdout)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_summary_blames_float32_round_off_only_when_it_is_likely():
+    from pplc.runtime import diagnostics
+
+    rows = [{"name": "b", "mean": 2e6, "sd": 3.0, "rhat": 1.0, "ess_bulk": 900.0, "ess_tail": 900.0}]
+    div = np.zeros((2, 50), bool)
+    div[0, 3] = True
+    big = {"log_prob": np.full((2, 50), -3e6, np.float32), "diverging": div}
+    w = {x.kind: x for x in diagnostics.check(rows, big, 2)}
+    assert "float32" in w and "--x64" in w["float32"].hint
+    assert "float32 resolves only to 0.36" in w["float32"].message and "b: mean 2e+06, sd 3" in w["float32"].message
+    assert "float32" not in {x.kind for x in diagnostics.check(rows, dict(big, diverging=div & False), 2)}
+    as64 = dict(big, log_prob=big["log_prob"].astype(np.float64))
+    assert "float32" not in {x.kind for x in diagnostics.check(rows, as64, 2)}
+    ordinary = [dict(rows[0], mean=1.0)]
+    small = dict(big, log_prob=np.full((2, 50), -40.0, np.float32))
+    assert "float32" not in {x.kind for x in diagnostics.check(ordinary, small, 2)}

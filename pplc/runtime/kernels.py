@@ -358,8 +358,9 @@ def make_kernel(target, cfg: SamplerConfig, state, latents, axes):
             target, step, cfg.leapfrog, momentum_distribution=momentum, store_parameters_in_results=True)
         if shard_axes:
             inner = inner.experimental_with_shard_axes(shard_axes)
+    # Dual averaging ends with the warmup (with none, the step size never changes).
     dassa = tfp.mcmc.DualAveragingStepSizeAdaptation(
-        inner, num_adaptation_steps=max(cfg.warmup, 1), target_accept_prob=cfg.accept_target)
+        inner, num_adaptation_steps=cfg.warmup, target_accept_prob=cfg.accept_target)
     return WindowedAdaptation(dassa, target, cfg.warmup, adapt_metric=cfg.metric == "diag",
                               find_step=True, shard_axes=shard_axes)
 
