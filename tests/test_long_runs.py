@@ -26,7 +26,9 @@ RUN = [MODEL, "--data", DATA, "--sampler", "hmc", "--leapfrog", "5", "--chains",
 STOP_AT = 60  # the checkpoint (iteration 60: 20 draws in) after which the runs below are killed or interrupted
 
 # Runs `pplc run` in this process after making checkpoint.save wait, once it has written the checkpoint at
-# iteration >= STOP_AT, for a signal: the test then kills or interrupts the run at a known point.
+# iteration >= STOP_AT, for a signal: the test then kills or interrupts the run at a known point. SIGINT is
+# blocked before the line is printed and waited for with sigwait (no race with a signal that comes early),
+# then raised again for pplc's own handler, as a Ctrl-C at that moment would be.
 PAUSING = """
 import signal, sys
 from pplc.runtime import checkpoint, cli
@@ -35,8 +37,11 @@ def pausing_save(path, state):
     save(path, state)
     if state.iteration >= {stop} and not getattr(pausing_save, "done", False):
         pausing_save.done = True
+        signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGINT}})
         print("CHECKPOINTED", state.iteration, flush=True)
-        signal.pause()
+        signal.sigwait({{signal.SIGINT}})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {{signal.SIGINT}})
+        signal.raise_signal(signal.SIGINT)
 checkpoint.save = pausing_save
 sys.exit(cli.main(sys.argv[1:]))
 """
