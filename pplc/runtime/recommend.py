@@ -135,7 +135,8 @@ def plot(user: UserPicks, path: str, top: int = 15) -> None:
     shown = titles[:top]
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 0.35 * max(len(shown), len(genres)) + 1.6),
                                gridspec_kw={"width_ratios": [3, 2]})
-    a.barh([t for t, _ in shown][::-1], [c for _, c in shown][::-1], color="tab:blue")
+    a.barh([t if len(t) <= 48 else t[:46] + "..." for t, _ in shown][::-1], [c for _, c in shown][::-1],
+           color="tab:blue")
     a.set_xlabel(f"draws (of {user.picks.size})")
     a.set_title(f"top pick, by title ({len(titles)} distinct" + (f"; {top} shown)" if len(titles) > top else ")"))
     b.barh([g for g, _ in genres][::-1], [c for _, c in genres][::-1], color="tab:orange")
