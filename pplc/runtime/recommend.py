@@ -26,6 +26,11 @@ class UserPicks:
     genres: list  # the pick's first genre, per column
     popular_unseen: list = field(default_factory=list)  # the 10 most-watched movies the user has not seen
 
+    @property
+    def who(self) -> str:
+        """"least active user 19", or "user 19" for a user asked for by id."""
+        return self.label if self.label.startswith("user ") else f"{self.label} user {self.user_id}"
+
     def by_title(self) -> list[tuple[str, int]]:
         return Counter(self.titles[j] for j in self.picks.ravel()).most_common()
 
@@ -38,7 +43,7 @@ class UserPicks:
     def summary(self, top: int = 10) -> str:
         n = self.picks.size
         titles = self.by_title()
-        lines = [f"{self.label} user {self.user_id} ({self.watched} movies watched): {len(titles)} distinct top "
+        lines = [f"{self.who} ({self.watched} movies watched): {len(titles)} distinct top "
                  f"picks over {n} draws ({self.picks.shape[0]} chains; distinct per chain: "
                  f"{', '.join(map(str, self.distinct_per_chain()))})"]
         lines += [f"  {c:5d}  {t}" for t, c in titles[:top]]
@@ -142,7 +147,8 @@ def plot(user: UserPicks, path: str, top: int = 15) -> None:
     b.barh([g for g, _ in genres][::-1], [c for _, c in genres][::-1], color="tab:orange")
     b.set_xlabel(f"draws (of {user.picks.size})")
     b.set_title("top pick, by first genre")
-    fig.suptitle(f"Recommendations for the {user.label} user (id {user.user_id}, {user.watched} movies watched)")
+    fig.suptitle(f"Recommendations for {'the ' if user.label != user.who else ''}{user.who} "
+                 f"({user.watched} movies watched)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
