@@ -15,7 +15,7 @@ GENERATED_NAMES = {"jax", "jnp", "np", "tfp", "tfd", "tfed", "distribute_lib", "
                    "HalfFlat", "DATA", "DIMS", "SHARDED_DIMS", "LATENTS", "DETERMINISTICS", "TRACKS", "OBSERVED",
                    "SOURCE", "SUPPORTS", "argparse", "os", "json", "functools", "sharded_sum", "sharded_mean",
                    "sharded_max", "sharded_min", "momentum_distribution", "pad_value_zero", "pad_value_one",
-                   "pad_value_half", "pad_value_mean"}
+                   "pad_value_half", "pad_value_mean", "real"}
 BUILTINS = set(dir(__import__("builtins")))
 
 FUNC_CODE = {
@@ -343,10 +343,19 @@ class ModuleGen:
             covered |= set(e.axes.plates) | set(e.axes.item[:len(e.axes.item) - r] if r else e.axes.item)
         # iid (no parameter varies over the batch): tfd.Sample adds the batch dims, so parameters stay unlifted.
         iid = v.sharded_dim is None and not covered
+        # Literal parameters only: TFP makes such a distribution float32 whatever the run's dtype, so they go
+        # through `real` (the run's real dtype; float64 under --x64, where data and latents are float64).
+        literal_only = all(_constant(e) for _, e in dist.params)
+        if literal_only:
+            self.x.helpers.add("real")
         args = []
         for pname, e in dist.params:
             r = spec.param_event_rank.get(pname, 0)
-            if isinstance(e, ir.Lit):
+            if literal_only:
+                code = _float(e.value) if isinstance(e, ir.Lit) and e.dtype != "bool" else (
+                    str(float(e.value)) if isinstance(e, ir.Lit) else self.x.code(e))
+                code = f"real({code})"
+            elif isinstance(e, ir.Lit):
                 code = _float(e.value) if e.dtype != "bool" else str(float(e.value))
             elif iid:
                 code = self.x.code(e)
@@ -439,7 +448,7 @@ class ModuleGen:
         w("")
         w("")
         for name in sorted(self._helpers_used()):
-            out.extend({**SHARDED_REDUCTIONS, **PAD_VALUES}[name].splitlines())
+            out.extend({**SHARDED_REDUCTIONS, **PAD_VALUES, "real": REAL}[name].splitlines())
             w("")
             w("")
         w("def make_model(data, dims, masks, shard_axes=()):")
@@ -571,6 +580,10 @@ class ModuleGen:
 PAD_VALUE = {"real": "pad_value_zero", "positive": "pad_value_one", "unit": "pad_value_half",
              "interval": "pad_value_mean", "simplex": "pad_value_mean", "binary": "pad_value_zero",
              "count": "pad_value_zero", "bounded_count": "pad_value_zero", "categorical": "pad_value_zero"}
+REAL = '''def real(x):
+    """A literal parameter as an array of the run's real dtype: float32, or float64 under jax_enable_x64 (TFP
+    would make a distribution of Python numbers float32 either way)."""
+    return jnp.asarray(x, jnp.result_type(float))'''
 PAD_VALUES = {
     "pad_value_zero": '''def pad_value_zero(d):
     """What tfd.Masked puts at padded items: 0, in the support (TFP's default draws a sample at every call)."""
@@ -607,8 +620,8 @@ class Flat(tfd.Normal):
     """The improper flat prior on the real line (log-density 0); draws are Normal(0, 1) placeholders."""
 
     def __init__(self, loc=0., scale=1., validate_args=False, allow_nan_stats=True, name="Flat"):
-        super().__init__(loc=loc, scale=scale, validate_args=validate_args, allow_nan_stats=allow_nan_stats,
-                         name=name)
+        super().__init__(loc=real(loc), scale=real(scale), validate_args=validate_args,
+                         allow_nan_stats=allow_nan_stats, name=name)
 
     def _log_prob(self, x):
         return jnp.zeros_like(x)
@@ -618,7 +631,8 @@ class HalfFlat(tfd.HalfNormal):
     """The improper flat prior on the positive half-line (log-density 0); draws are HalfNormal(1) placeholders."""
 
     def __init__(self, scale=1., validate_args=False, allow_nan_stats=True, name="HalfFlat"):
-        super().__init__(scale=scale, validate_args=validate_args, allow_nan_stats=allow_nan_stats, name=name)
+        super().__init__(scale=real(scale), validate_args=validate_args, allow_nan_stats=allow_nan_stats,
+                         name=name)
 
     def _log_prob(self, x):
         return jnp.where(x >= 0, jnp.zeros_like(x), -jnp.inf)

@@ -25,6 +25,12 @@ TRACKS = {}
 SUPPORTS = {'y': 'real'}
 
 
+def real(x):
+    """A literal parameter as an array of the run's real dtype: float32, or float64 under jax_enable_x64 (TFP
+    would make a distribution of Python numbers float32 either way)."""
+    return jnp.asarray(x, jnp.result_type(float))
+
+
 def make_model(data, dims, masks, shard_axes=()):
     """The joint distribution of the model on this device's part of the data.
 
@@ -36,11 +42,12 @@ def make_model(data, dims, masks, shard_axes=()):
     @tfed.JointDistributionCoroutine
     def model():
         # eight_schools.ppl:5  mu ~ Normal(0, 5)
-        mu = yield Root(tfd.Normal(0., 5., name='mu'))
+        mu = yield Root(tfd.Normal(real(0.), real(5.), name='mu'))
         # eight_schools.ppl:6  tau ~ HalfCauchy(0, 5)
-        tau = yield Root(tfd.HalfCauchy(0., 5., name='tau'))
+        tau = yield Root(tfd.HalfCauchy(real(0.), real(5.), name='tau'))
         # eight_schools.ppl:9  theta_raw ~ Normal(0, 1)
-        theta_raw = yield Root(tfd.Sample(tfd.Normal(0., 1.), [dims['schools']], name='theta_raw'))
+        theta_raw = yield Root(
+            tfd.Sample(tfd.Normal(real(0.), real(1.)), [dims['schools']], name='theta_raw'))
         # eight_schools.ppl:10  theta = mu + tau * theta_raw
         theta = mu[..., None] + tau[..., None] * theta_raw
         # eight_schools.ppl:11  y ~ Normal(theta, sigma)

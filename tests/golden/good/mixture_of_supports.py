@@ -35,6 +35,12 @@ def pad_value_zero(d):
     return jnp.zeros([], d.dtype)
 
 
+def real(x):
+    """A literal parameter as an array of the run's real dtype: float32, or float64 under jax_enable_x64 (TFP
+    would make a distribution of Python numbers float32 either way)."""
+    return jnp.asarray(x, jnp.result_type(float))
+
+
 def sharded_max(x, mask, axis, shard_axes):
     """Max over a dim split across devices, padded items left out."""
     return distribute_lib.pmax(jnp.max(jnp.where(mask, x, -jnp.inf), axis=axis), shard_axes)
@@ -62,11 +68,11 @@ def make_model(data, dims, masks, shard_axes=()):
         # mixture_of_supports.ppl:9  weights ~ Dirichlet(alpha)
         weights = yield Root(tfd.Dirichlet(alpha, name='weights'))
         # mixture_of_supports.ppl:10  rate ~ Gamma(2, 1)
-        rate = yield Root(tfd.Gamma(2., 1., name='rate'))
+        rate = yield Root(tfd.Gamma(real(2.), real(1.), name='rate'))
         # mixture_of_supports.ppl:11  p ~ Beta(2, 2)
-        p = yield Root(tfd.Beta(2., 2., name='p'))
+        p = yield Root(tfd.Beta(real(2.), real(2.), name='p'))
         # mixture_of_supports.ppl:12  nu ~ LogNormal(1, 0.5)
-        nu = yield Root(tfd.LogNormal(1., 0.5, name='nu'))
+        nu = yield Root(tfd.LogNormal(real(1.), real(0.5), name='nu'))
         # mixture_of_supports.ppl:13  coef: real[features] ~ StudentT(nu, 0, 1)
         coef = yield tfd.Sample(tfd.StudentT(nu, 0., 1.), [dims['features']], name='coef')
         # mixture_of_supports.ppl:17  shift ~ Normal(0, 1)
@@ -74,8 +80,8 @@ def make_model(data, dims, masks, shard_axes=()):
             tfed.Sharded(
                 tfd.Independent(
                     tfd.Masked(
-                        tfd.BatchBroadcast(tfd.Normal(0., 1.), [dims['items']]), masks['items'],
-                        safe_sample_fn=pad_value_zero),
+                        tfd.BatchBroadcast(tfd.Normal(real(0.), real(1.)), [dims['items']]),
+                        masks['items'], safe_sample_fn=pad_value_zero),
                     reinterpreted_batch_ndims=1),
                 shard_axis_name=shard_axes, name='shift'))
         # mixture_of_supports.ppl:18  group ~ Categorical(probs = weights)

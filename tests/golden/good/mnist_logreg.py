@@ -30,6 +30,12 @@ def pad_value_zero(d):
     return jnp.zeros([], d.dtype)
 
 
+def real(x):
+    """A literal parameter as an array of the run's real dtype: float32, or float64 under jax_enable_x64 (TFP
+    would make a distribution of Python numbers float32 either way)."""
+    return jnp.asarray(x, jnp.result_type(float))
+
+
 def sharded_mean(x, mask, axis, shard_axes, n_other=1):
     """Mean over a dim split across devices (and `n_other` items of the other dims reduced)."""
     total = distribute_lib.psum(jnp.sum(jnp.where(mask, x, 0), axis=axis), shard_axes)
@@ -47,9 +53,10 @@ def make_model(data, dims, masks, shard_axes=()):
     @tfed.JointDistributionCoroutine
     def model():
         # mnist_logreg.ppl:6  w: real[pixels, classes] ~ Normal(0, 1)
-        w = yield Root(tfd.Sample(tfd.Normal(0., 1.), [dims['pixels'], dims['classes']], name='w'))
+        w = yield Root(
+            tfd.Sample(tfd.Normal(real(0.), real(1.)), [dims['pixels'], dims['classes']], name='w'))
         # mnist_logreg.ppl:7  b: real[classes] ~ Normal(0, 1)
-        b = yield Root(tfd.Sample(tfd.Normal(0., 1.), [dims['classes']], name='b'))
+        b = yield Root(tfd.Sample(tfd.Normal(real(0.), real(1.)), [dims['classes']], name='b'))
         # mnist_logreg.ppl:10  labels ~ Categorical(logits = images @ w + b)
         yield tfed.Sharded(
             tfd.Independent(

@@ -32,6 +32,12 @@ def pad_value_zero(d):
     return jnp.zeros([], d.dtype)
 
 
+def real(x):
+    """A literal parameter as an array of the run's real dtype: float32, or float64 under jax_enable_x64 (TFP
+    would make a distribution of Python numbers float32 either way)."""
+    return jnp.asarray(x, jnp.result_type(float))
+
+
 def make_model(data, dims, masks, shard_axes=()):
     """The joint distribution of the model on this device's part of the data.
 
@@ -43,15 +49,19 @@ def make_model(data, dims, masks, shard_axes=()):
     def model():
         # movielens_mf.ppl:5  movie_embedding: real[movies, dim] ~ Normal(0, 1)
         movie_embedding = yield Root(
-            tfd.Sample(tfd.Normal(0., 1.), [dims['movies'], dims['dim']], name='movie_embedding'))
+            tfd.Sample(
+                tfd.Normal(real(0.), real(1.)), [dims['movies'], dims['dim']],
+                name='movie_embedding'))
         # movielens_mf.ppl:6  movie_bias: real[movies] ~ Normal(0, 1)
-        movie_bias = yield Root(tfd.Sample(tfd.Normal(0., 1.), [dims['movies']], name='movie_bias'))
+        movie_bias = yield Root(
+            tfd.Sample(tfd.Normal(real(0.), real(1.)), [dims['movies']], name='movie_bias'))
         # movielens_mf.ppl:9  user_embedding: real[dim] ~ Normal(0, 1)
         user_embedding = yield Root(
             tfed.Sharded(
                 tfd.Independent(
                     tfd.Masked(
-                        tfd.BatchBroadcast(tfd.Normal(0., 1.), [dims['users'], dims['dim']]),
+                        tfd.BatchBroadcast(
+                            tfd.Normal(real(0.), real(1.)), [dims['users'], dims['dim']]),
                         masks['users'][:, None], safe_sample_fn=pad_value_zero),
                     reinterpreted_batch_ndims=2),
                 shard_axis_name=shard_axes, name='user_embedding'))
@@ -60,8 +70,8 @@ def make_model(data, dims, masks, shard_axes=()):
             tfed.Sharded(
                 tfd.Independent(
                     tfd.Masked(
-                        tfd.BatchBroadcast(tfd.Normal(0., 1.), [dims['users']]), masks['users'],
-                        safe_sample_fn=pad_value_zero),
+                        tfd.BatchBroadcast(tfd.Normal(real(0.), real(1.)), [dims['users']]),
+                        masks['users'], safe_sample_fn=pad_value_zero),
                     reinterpreted_batch_ndims=1),
                 shard_axis_name=shard_axes, name='user_bias'))
         # movielens_mf.ppl:11  watched ~ Bernoulli(logits = movie_embedding @ user_embedding + user_bias + movie_bias)

@@ -32,6 +32,12 @@ def pad_value_zero(d):
     return jnp.zeros([], d.dtype)
 
 
+def real(x):
+    """A literal parameter as an array of the run's real dtype: float32, or float64 under jax_enable_x64 (TFP
+    would make a distribution of Python numbers float32 either way)."""
+    return jnp.asarray(x, jnp.result_type(float))
+
+
 def sharded_mean(x, mask, axis, shard_axes, n_other=1):
     """Mean over a dim split across devices (and `n_other` items of the other dims reduced)."""
     total = distribute_lib.psum(jnp.sum(jnp.where(mask, x, 0), axis=axis), shard_axes)
@@ -50,15 +56,16 @@ def make_model(data, dims, masks, shard_axes=()):
     @tfed.JointDistributionCoroutine
     def model():
         # radon_hierarchical.ppl:7  mu_alpha ~ Normal(0, 10)
-        mu_alpha = yield Root(tfd.Normal(0., 10., name='mu_alpha'))
+        mu_alpha = yield Root(tfd.Normal(real(0.), real(10.), name='mu_alpha'))
         # radon_hierarchical.ppl:8  sigma_alpha ~ HalfNormal(5)
-        sigma_alpha = yield Root(tfd.HalfNormal(5., name='sigma_alpha'))
+        sigma_alpha = yield Root(tfd.HalfNormal(real(5.), name='sigma_alpha'))
         # radon_hierarchical.ppl:9  beta ~ Normal(0, 1)
-        beta = yield Root(tfd.Normal(0., 1., name='beta'))
+        beta = yield Root(tfd.Normal(real(0.), real(1.), name='beta'))
         # radon_hierarchical.ppl:10  sigma_y ~ Exponential(1)
-        sigma_y = yield Root(tfd.Exponential(1., name='sigma_y'))
+        sigma_y = yield Root(tfd.Exponential(real(1.), name='sigma_y'))
         # radon_hierarchical.ppl:13  alpha_raw ~ Normal(0, 1)
-        alpha_raw = yield Root(tfd.Sample(tfd.Normal(0., 1.), [dims['counties']], name='alpha_raw'))
+        alpha_raw = yield Root(
+            tfd.Sample(tfd.Normal(real(0.), real(1.)), [dims['counties']], name='alpha_raw'))
         # radon_hierarchical.ppl:15  alpha = mu_alpha + sigma_alpha * alpha_raw
         alpha = mu_alpha[..., None] + sigma_alpha[..., None] * alpha_raw
         # radon_hierarchical.ppl:18  log_radon ~ Normal(alpha[county] + beta * floor, sigma_y)
