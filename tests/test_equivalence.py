@@ -21,7 +21,7 @@ sharded value may differ from the unsharded one by up to 4x the unsharded float3
 the array): sharding must not be less accurate than float32 itself. A bug (a padded item counted, a
 missing psum, a replicated gradient summed 8 times) gives errors of order one term, far above either.
 
-Profiles (HYPOTHESIS_PROFILE): "ci" (default; derandomized, 2 examples per case, about 3 minutes on two
+Profiles (HYPOTHESIS_PROFILE): "ci" (default; derandomized, 4 examples per case, 2-3 minutes on two
 cores) and "thorough" (random, 25 examples per case: `HYPOTHESIS_PROFILE=thorough pytest
 tests/test_equivalence.py`; expect half an hour or more).
 """
@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 
 import pplc
 
-settings.register_profile("ci", max_examples=2, deadline=None, derandomize=True, print_blob=True,
+settings.register_profile("ci", max_examples=4, deadline=None, derandomize=True, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("thorough", max_examples=25, deadline=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
