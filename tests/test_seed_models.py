@@ -8,6 +8,7 @@ are themselves checked against closed forms in float64 NumPy, so the two cannot 
 """
 import os
 
+import jax
 import numpy as np
 import pytest
 from reference_programs import (assert_close, mnist_closed_form, mnist_value_and_grad, movielens_closed_form,
@@ -94,11 +95,22 @@ def test_movielens_log_prob_and_gradient_equal_the_handwritten_program(movielens
 
 
 def test_mnist_sharded_site_is_the_tutorials():
-    """The generated MNIST program holds the tutorial's construction: replicated w and b, the likelihood
-    Sharded over the data axis around Independent(Categorical(logits))."""
-    src = pplc.compile_file(os.path.join(EXAMPLES, "mnist_logreg.ppl")).source
-    assert "tfed.JointDistributionCoroutine" in src
-    assert "tfed.Sharded(" in src and "tfd.Categorical(logits=" in src
-    body = src[src.index("def model():"):src.index("return model")]
-    w_line = next(line for line in body.splitlines() if line.strip().startswith("w = yield"))
-    assert "Sharded" not in w_line
+    """The generated MNIST program holds the tutorial's construction: w and b replicated (plain parts), the
+    labels' likelihood Sharded over the data axis around Independent(Categorical(logits)) (Masked in between,
+    for padded examples)."""
+    from tensorflow_probability.substrates.jax.experimental import distribute as tfed
+
+    module = pplc.compile_file(os.path.join(EXAMPLES, "mnist_logreg.ppl")).module
+    images, labels, w, b = mnist_data(8)
+    dims = {"examples": 8, "pixels": images.shape[1], "classes": 10}
+    jd = module.make_model({"images": images, "labels": labels}, dims, {"examples": np.ones(8, bool)}, [])
+    assert isinstance(jd, tfed.JointDistributionCoroutine)
+    dists, _ = jd.sample_distributions(value=(w, b, labels), seed=jax.random.PRNGKey(0))
+    parts = dists._asdict()
+    assert not isinstance(parts["w"], tfed.Sharded) and not isinstance(parts["b"], tfed.Sharded)
+    lik = parts["labels"]
+    assert isinstance(lik, tfed.Sharded)
+    inner = lik.distribution
+    assert type(inner).__name__.startswith("Independent") and inner.reinterpreted_batch_ndims == 1
+    assert type(inner.distribution).__name__.startswith("Masked")
+    assert type(inner.distribution.distribution).__name__.startswith("Categorical")
