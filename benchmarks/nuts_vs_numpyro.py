@@ -1,7 +1,7 @@
 """pplc's NUTS against NumPyro's NUTS on the same posteriors: seconds per effective sample, JSON out.
 
     python benchmarks/nuts_vs_numpyro.py [--models eight_schools,kidiq,...] [--chains 4] [--warmup 1000]
-        [--draws 1000] [--devices 1] [--x64] [--out benchmarks/nuts_vs_numpyro.json]
+        [--draws 1000] [--devices 1] [--x64] [--out benchmarks/results/nuts_vs_numpyro.json]
 
 Each model runs in both with the same chains, warmup, draws and target acceptance (0.8), a diagonal mass matrix
 adapted in warmup, and the same data (posteriordb's, built by ../shared/conformance/run.py's `prepare`; eight
@@ -197,7 +197,7 @@ def main(argv=None):
     ap.add_argument("--devices", type=int, default=1, help="pplc's devices (NumPyro runs on one)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--x64", action="store_true", help="float64 in both")
-    ap.add_argument("--out", default=os.path.join(HERE, "nuts_vs_numpyro.json"))
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "nuts_vs_numpyro.json"))
     args = ap.parse_args(argv)
 
     from pplc.runtime.mesh import request_devices

@@ -118,7 +118,7 @@ def hier():
 def test_nuts_with_sharded_latents_same_posterior_on_1_and_4_devices(hier):
     """NUTS with a sharded latent (`z`, padded from 7 to 8 items on 4 devices): the same posterior as on one
     device, and sampler statistics per draw."""
-    fits = {d: hier.sample({"y": HIER_Y}, devices=d, chains=4, warmup=300, draws=400, seed=2) for d in (1, 4)}
+    fits = {d: hier.sample({"y": HIER_Y}, devices=d, chains=4, warmup=250, draws=400, seed=2) for d in (1, 4)}
     for d, fit in fits.items():
         tr = fit.trace
         for k in kernels.NUTS_STATS:

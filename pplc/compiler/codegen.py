@@ -623,6 +623,10 @@ class Flat(tfd.Normal):
         super().__init__(loc=real(loc), scale=real(scale), validate_args=validate_args,
                          allow_nan_stats=allow_nan_stats, name=name)
 
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):  # Normal's (loc, scale): the same parameters
+        return tfd.Normal._parameter_properties(dtype, num_classes=num_classes)
+
     def _log_prob(self, x):
         return jnp.zeros_like(x)
 
@@ -633,6 +637,10 @@ class HalfFlat(tfd.HalfNormal):
     def __init__(self, scale=1., validate_args=False, allow_nan_stats=True, name="HalfFlat"):
         super().__init__(scale=real(scale), validate_args=validate_args, allow_nan_stats=allow_nan_stats,
                          name=name)
+
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):  # HalfNormal's (scale): the same parameter
+        return tfd.HalfNormal._parameter_properties(dtype, num_classes=num_classes)
 
     def _log_prob(self, x):
         return jnp.where(x >= 0, jnp.zeros_like(x), -jnp.inf)
