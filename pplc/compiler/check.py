@@ -386,6 +386,13 @@ class Checker:
             else:
                 self.sink.error(f"`{s.name}` is already defined (at {existing.span})", s.name_span)
             raise _Bad
+        if existing is not None and existing.kind == "transformed":
+            self.sink.error(f"`{s.name}` is computed from data (at {existing.span}); this version observes "
+                            "declared data only", s.name_span,
+                            hint="observe the data itself with the matching distribution, e.g. `y ~ LogNormal(m, s)` "
+                                 "for `log(y) ~ Normal(m, s)`, or compute the values before sampling and pass "
+                                 "them as data")
+            raise _Bad
         if existing is None and not self._name_ok(s.name, s.name_span):
             raise _Bad
         dist = self._dist(s.dist, ctx)
