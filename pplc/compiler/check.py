@@ -8,7 +8,7 @@ from ..dsl import ast
 from ..dsl.diagnostics import DiagnosticSink, did_you_mean
 from ..dsl.spans import Source, Span
 from . import ir
-from .distributions import DISTRIBUTIONS, DistSpec
+from .distributions import DISTRIBUTIONS
 
 ELEMENTWISE_FUNCS = {"exp", "log", "log1p", "expm1", "sqrt", "abs", "sigmoid", "logit", "softplus",
                      "tanh", "square", "lgamma", "log_sigmoid"}

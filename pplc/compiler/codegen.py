@@ -6,7 +6,6 @@ import os
 
 from .. import __version__
 from . import ir
-from .distributions import DISTRIBUTIONS
 
 # Names the generated module defines or imports; .ppl names equal to these (or to Python keywords
 # and builtins) get a trailing underscore in generated code, and keep their .ppl name everywhere else.
