@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="block_overhead.json")
     args = ap.parse_args(argv)
 
-    from pplc.runtime.mesh import request_devices
+    from pplc.runtime.devices.mesh import request_devices
 
     request_devices(args.devices)
     import jax
@@ -50,16 +50,21 @@ def main(argv=None) -> int:
 
     import pplc
     from pplc.api import _as_data
-    from pplc.runtime import hostloop, sampling
-    from pplc.runtime.progress import Progress
+    from pplc.runtime.data import on_mesh
+    from pplc.runtime.sampling import hostloop
+    from pplc.runtime.sampling.config import SamplerConfig
+    from pplc.runtime.sampling.init import init_chains
+    from pplc.runtime.sampling.programs import build
+    from pplc.runtime.sampling.run import compiled_block_size
+    from pplc.runtime.output.progress import Progress
 
     model = pplc.compile_file(args.model)
     bound = _as_data(model.ir, args.data)
-    mesh, layout = model._spmd_setup(bound, args.devices)
-    cfg = sampling.SamplerConfig(sampler=args.sampler, chains=args.chains, warmup=args.warmup, draws=args.draws,
-                                 leapfrog=args.leapfrog, seed=args.seed)
+    mesh, layout = on_mesh(model.program, bound.sizes, args.devices)
+    cfg = SamplerConfig(sampler=args.sampler, chains=args.chains, warmup=args.warmup, draws=args.draws,
+                        leapfrog=args.leapfrog, seed=args.seed)
     whole = max(args.warmup, args.draws)
-    default = sampling.compiled_block_size(model.ir, layout, cfg)
+    default = compiled_block_size(model.program, layout, cfg)
     # name: (compiled block size, iterations per call: fixed, or None for pplc's adaptive default)
     configs = {"one_block_per_phase": (whole, whole), "default": (default, None)}
     if args.fixed:
@@ -67,8 +72,8 @@ def main(argv=None) -> int:
     built = {}
     for name, (block, fixed) in configs.items():
         t = time.perf_counter()
-        progs = sampling.build(model, bound, layout, mesh, cfg, block=block)
-        carry, _ = sampling.init_chains(progs, model, bound, layout, cfg)
+        progs = build(model.program, bound, layout, mesh, cfg, block=block)
+        carry, _ = init_chains(progs, model.program, bound, layout, cfg)
         fn = hostloop.compile_block(progs, carry)
         built[name] = (progs, carry, fn, time.perf_counter() - t, fixed)
         print(f"{name}: block {block}{' (adaptive calls)' if fixed is None else ''}, built and compiled in "

@@ -60,14 +60,14 @@ def main(argv=None):
     ap.add_argument("--only", choices=["mnist", "movielens"], help="run one study only")
     args = ap.parse_args(argv)
 
-    from pplc.runtime.mesh import request_devices
+    from pplc.runtime.devices.mesh import request_devices
 
     request_devices(args.devices)  # host devices, for a CPU smoke check; before JAX starts its backend
     import jax
     import numpy as np
 
     import pplc
-    from pplc.runtime import datasets, recommend
+    from pplc.studies import datasets, recommend
 
     data_dir = _data_dir(args.data)
     scale = SCALES[args.scale]
@@ -103,7 +103,7 @@ def main(argv=None):
         fit = model.sample(data, devices=args.devices, chains=chains, warmup=warmup, draws=draws,
                            leapfrog=leapfrog, seed=0, **hmc)
         t1 = time.time()
-        users = recommend.recommend(model, fit.draws, data)
+        users = recommend.recommend(model.program, fit.draws, data)
         paths = recommend.write(users, args.out)
         overall, steady, run_s = _rate(fit, warmup + draws, leapfrog)
         w = data["watched"]

@@ -200,7 +200,7 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(HERE, "results", "nuts_vs_numpyro.json"))
     args = ap.parse_args(argv)
 
-    from pplc.runtime.mesh import request_devices
+    from pplc.runtime.devices.mesh import request_devices
 
     request_devices(args.devices)
     import jax

@@ -1,9 +1,8 @@
 """pplc: a probabilistic programming language compiled to sharded TFP-on-JAX programs."""
-__version__ = "0.1.0"
-
-from .api import Model, compile, compile_file  # noqa: E402
-from .dsl.diagnostics import Diagnostic, PPLError  # noqa: E402
-from .runtime.hostloop import Interrupted  # noqa: E402
-from .runtime.output import Fit  # noqa: E402
+from ._version import __version__
+from .api import Model, compile, compile_file
+from .dsl.diagnostics import Diagnostic, PPLError
+from .runtime.output import Fit
+from .runtime.sampling.hostloop import Interrupted
 
 __all__ = ["compile", "compile_file", "Model", "Fit", "Interrupted", "Diagnostic", "PPLError", "__version__"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,25 +14,32 @@ from .dsl.diagnostics import Diagnostic, PPLError
 from .dsl.parse import parse
 from .dsl.spans import Source
 from .runtime import data as data_lib
-from .runtime import hostloop
+from .runtime.density import log_density
 from .runtime.output import Fit
-from .runtime.program import load_module, module_name
+from .runtime.program import Program
+from .runtime.sampling import hostloop
+from .runtime.sampling.config import SamplerConfig
+from .runtime.sampling.run import sample as run_sampler
 
 
 def _as_data(model: ir.Model, data, allow_missing=False) -> data_lib.BoundData:
+    """Data (a BoundData, a file name or arrays by name) checked against the model; warnings go to stderr."""
     if isinstance(data, data_lib.BoundData):
         return data
-    filename = "<data>"
-    if isinstance(data, (str, os.PathLike)):
-        filename = str(data)
-        data = data_lib.load(filename)
-    return data_lib.bind(model, dict(data), filename, allow_missing=allow_missing)
+    bound = data_lib.as_bound(model, data, allow_missing=allow_missing)
+    for w in bound.warnings:
+        print(w.render(None), file=sys.stderr)
+    return bound
+
+
+def _stderr_log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def _progress(progress, cfg):
     """A `Progress` for `Model.sample(progress=...)`: True for the default one, or the one given."""
     if progress is True:
-        from .runtime.progress import Progress
+        from .runtime.output.progress import Progress
 
         return Progress(cfg.warmup, cfg.draws)
     return progress or None
@@ -56,7 +64,8 @@ def matmul_precision_context(name: str | None):
 
 @dataclass
 class Model:
-    """A compiled model: the checked IR, the generated program (`source`) and that program loaded."""
+    """A compiled model: the checked IR, the generated program (`source`), the compiler's warnings, and the
+    runtime's `Program` (the generated program loaded)."""
 
     ir: ir.Model
     source: str
@@ -64,23 +73,16 @@ class Model:
     filename: str
 
     def __post_init__(self):
-        self.module = load_module(self.source, module_name(self.filename))
+        self.program = Program.from_source(self.ir, self.source, self.filename)
 
-    # ------------------------------------------------------------------ helpers
+    @property
+    def module(self):
+        """The generated program, loaded as a module."""
+        return self.program.module
+
     @property
     def latents(self) -> list[str]:
-        return [v.name for v in self.ir.of_kind("latent")]
-
-    def _params(self, params: dict, layout=None) -> list:
-        out = []
-        for v in self.ir.of_kind("latent"):
-            if v.name not in params:
-                raise PPLError(Diagnostic(f"no value for latent `{v.name}` in params"))
-            x = np.asarray(params[v.name], data_lib.dtype_of("real"))
-            if layout is not None:
-                x = layout.pad(x, v.phys, axis0=x.ndim - len(v.phys))
-            out.append(x)
-        return out
+        return self.program.latent_names
 
     # ------------------------------------------------------------------ API
     def sample_prior(self, data, seed: int = 0) -> dict:
@@ -92,68 +94,12 @@ class Model:
         arrays = dict(bound.arrays)
         for v in self.ir.of_kind("data"):  # observed arrays not given: placeholders, the prior draws them
             arrays.setdefault(v.name, np.zeros([bound.sizes[d] for d in v.phys], data_lib.DTYPES[v.dtype]))
-        masks = {d: np.ones(bound.sizes[d], bool) for d in self.ir.sharded_dims}
-        jd = self.module.make_model(arrays, bound.sizes, masks, [])
-        draw = jd.sample(seed=jax.random.PRNGKey(seed))
+        draw = self.program.unsharded_model(arrays, bound.sizes).sample(seed=jax.random.PRNGKey(seed))
         values = {k: np.asarray(v) for k, v in draw._asdict().items()}
         latents = {n: values[n] for n in self.latents}
-        extra = self.module.derived(latents, arrays, bound.sizes, masks, [])
+        extra = self.module.derived(latents, arrays, bound.sizes, self.program.all_true_masks(bound.sizes), [])
         values.update({k: np.asarray(v) for k, v in extra.items()})
         return values
-
-    def _spmd_setup(self, bound, devices):
-        from .runtime import mesh as mesh_lib
-
-        mesh_lib.request_devices(devices)
-        mesh = mesh_lib.make_mesh(devices)
-        layout = data_lib.layout(self.ir, bound.sizes, devices)
-        return mesh, layout
-
-    def _evaluate(self, params, data, devices, with_grad, mode="shard_map"):
-        """The log density at constrained `params` (and its gradient), on 1 device or split over several."""
-        import jax
-        from jax.sharding import PartitionSpec as P
-
-        from .runtime import spmd as spmd_lib
-        from .runtime.sampling import spec_of
-
-        bound = _as_data(self.ir, data)
-        latents = self.ir.of_kind("latent")
-        names = [v.name for v in latents]
-
-        def value_and_grad(parts, data, masks, dims, axes):
-            def lp(parts):
-                jd = self.module.make_model(data, dims, masks, axes)
-                pinned = jd.experimental_pin(**self.module.observed(data))
-                return pinned.unnormalized_log_prob(dict(zip(names, parts)))
-            if not with_grad:
-                return lp(parts), None
-            val, vjp = jax.vjp(lp, parts)
-            return val, vjp(jax.numpy.ones_like(val))[0]
-
-        if devices == 1:  # the unsharded model: all the data, no padding, no shard axes
-            sizes = bound.sizes
-            masks = {d: np.ones(sizes[d], bool) for d in self.ir.sharded_dims}
-            fn = jax.jit(lambda parts, data, masks: value_and_grad(parts, data, masks, sizes, []))
-            val, grad = fn(self._params(params), bound.arrays, masks)
-            grad = None if grad is None else {v.name: np.asarray(g) for v, g in zip(latents, grad)}
-            return val, grad
-        mesh, layout = self._spmd_setup(bound, devices)
-        local = layout.local
-        axes = ["data"] if layout.padded else []
-        parts = self._params(params, layout)
-        lead = [p.ndim - len(v.phys) for p, v in zip(parts, latents)]
-        part_specs = [spec_of(v.phys, layout, lead=k) for v, k in zip(latents, lead)]
-        data_specs = {v.name: spec_of(v.phys, layout) for v in self.ir.of_kind("data")}
-        mask_specs = {d: P("data") for d in layout.padded}
-        out_specs = (P(), part_specs if with_grad else None)
-        fn = spmd_lib.spmd(lambda p, d, m: value_and_grad(p, d, m, local, axes), mesh,
-                           (part_specs, data_specs, mask_specs), out_specs, mode)
-        arrays = {v.name: layout.pad(bound.arrays[v.name], v.phys) for v in self.ir.of_kind("data")}
-        val, grad = fn(parts, arrays, layout.masks())
-        if grad is not None:
-            grad = {v.name: layout.unpad(np.asarray(g), v.phys, axis0=k) for v, g, k in zip(latents, grad, lead)}
-        return val, grad
 
     def log_prob(self, params: dict, data, devices: int = 1, spmd: str = "shard_map"):
         """The model's log density (constrained scale, no Jacobian) at `params`, with the data split
@@ -167,39 +113,41 @@ class Model:
         _, grad = self._evaluate(params, data, devices, True, spmd)
         return grad
 
-    def sample(self, data, devices: int = 1, chains: int = 4, warmup: int = 1000, draws: int = 1000,
-               sampler: str = "nuts", step_size: float | None = None, leapfrog: int = 10, seed: int = 0,
-               target_accept: float | None = None, init: str = "uniform", spmd: str = "shard_map",
-               progress: bool = False, matmul_precision: str | None = None, max_tree_depth: int = 10,
-               metric: str = "diag", x64: bool = False, checkpoint: str | None = None,
-               checkpoint_every: int | None = None, resume: bool = False, block: int | None = None) -> Fit:
-        """Sample the posterior with the data split over `devices` devices; see `SamplerConfig`.
-        `progress`: True for a progress bar (or a `pplc.runtime.progress.Progress`); `checkpoint`: a path where
-        the whole sampler state is saved every `checkpoint_every` iterations, `resume` to go on from it (the
-        same draws as an uninterrupted run); `block`: iterations per SPMD call. Ctrl-C raises
+    def _evaluate(self, params: dict, data, devices: int, with_grad: bool, spmd: str = "shard_map"):
+        """The log density at `params` and (`with_grad`) its gradient, in one program: `log_prob` and
+        `grad_log_prob` at once."""
+        return log_density(self.program, _as_data(self.ir, data), params, devices, with_grad, spmd)
+
+    def sample(self, data, devices: int = 1, *, spmd: str = "shard_map", progress: bool = False,
+               matmul_precision: str | None = None, checkpoint: str | None = None,
+               checkpoint_every: int | None = None, resume: bool = False, block: int | None = None,
+               **options) -> Fit:
+        """Sample the posterior with the data split over `devices` devices. `options` are `SamplerConfig`'s
+        fields (chains=4, warmup=1000, draws=1000, sampler="nuts", step_size, leapfrog=10, seed=0,
+        target_accept, init="uniform", max_tree_depth=10, metric="diag", x64=False: compute in float64
+        throughout, as Stan does); an unknown name is an error.
+        `progress`: True for a progress bar (or a `pplc.runtime.output.progress.Progress`); `checkpoint`: a path
+        where the whole sampler state is saved every `checkpoint_every` iterations, `resume` to go on from it
+        (the same draws as an uninterrupted run); `block`: iterations per SPMD call. Ctrl-C raises
         `pplc.Interrupted`, whose `fit` holds the draws so far.
-        `matmul_precision`: one of MATMUL_PRECISIONS, for the matmuls of the whole run; `x64`: compute in
-        float64 throughout (as Stan does)."""
+        `matmul_precision`: one of MATMUL_PRECISIONS, for the matmuls of the whole run."""
         import contextlib
 
         import jax
 
-        from .runtime import sampling
-
-        cfg = sampling.SamplerConfig(sampler=sampler, chains=chains, warmup=warmup, draws=draws,
-                                     step_size=step_size, leapfrog=leapfrog, target_accept=target_accept,
-                                     seed=seed, init=str(init), max_tree_depth=max_tree_depth, metric=metric,
-                                     x64=x64)
+        if "init" in options:
+            options["init"] = str(options["init"])
+        cfg = SamplerConfig.from_options(**options)
         cfg.validate()
-        with (jax.enable_x64(True) if x64 else contextlib.nullcontext()):
+        with (jax.enable_x64(True) if cfg.x64 else contextlib.nullcontext()):
             bound = _as_data(self.ir, data)
-            mesh, layout = self._spmd_setup(bound, devices)
+            mesh, layout = data_lib.on_mesh(self.program, bound.sizes, devices)
             with matmul_precision_context(matmul_precision):
                 try:
-                    result = sampling.sample(self, bound, layout, mesh, cfg, spmd,
-                                             log=sampling.stderr_log if progress else None,
-                                             progress=_progress(progress, cfg), block=block, checkpoint=checkpoint,
-                                             checkpoint_every=checkpoint_every, resume=resume)
+                    result = run_sampler(self.program, bound, layout, mesh, cfg, spmd,
+                                         log=_stderr_log if progress else None, progress=_progress(progress, cfg),
+                                         block=block, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                                         resume=resume)
                 except hostloop.Interrupted as e:
                     e.fit = self._fit(*e.result, cfg, bound, notes=[e.note])
                     raise
@@ -217,8 +165,8 @@ class Model:
                 if v.name in draws_ or v.name in trace or v.name in observed}
         meta = {"config": dataclasses.asdict(cfg), "tracked": tracks, "notes": list(notes),
                 "model_file": self.filename}
-        return Fit(draws_, trace, timing, os.path.basename(self.filename), model=self, dims=dims, meta=meta,
-                   observed=observed)
+        return Fit(draws_, trace, timing, os.path.basename(self.filename), program=self.program, dims=dims,
+                   meta=meta, observed=observed)
 
 
 def compile(text: str, filename: str = "<string>", consts: dict | None = None) -> Model:  # noqa: A001

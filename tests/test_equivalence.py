@@ -21,32 +21,35 @@ sharded value may differ from the unsharded one by up to 4x the unsharded float3
 the array): sharding must not be less accurate than float32 itself. A bug (a padded item counted, a
 missing psum, a replicated gradient summed 8 times) gives errors of order one term, far above either.
 
-Profiles (HYPOTHESIS_PROFILE): "ci" (default; derandomized, 4 examples per case, 2-3 minutes on two
-cores) and "thorough" (random, 25 examples per case: `HYPOTHESIS_PROFILE=thorough pytest
-tests/test_equivalence.py`; expect half an hour or more).
+Profiles (HYPOTHESIS_PROFILE): "ci" (default; 4 examples per case, 2-3 minutes on two cores) and
+"thorough" (25 examples per case: `HYPOTHESIS_PROFILE=thorough pytest tests/test_equivalence.py`; expect half
+an hour or more). Each run draws new models: the seed is PPLC_EQUIV_SEED, or a random one; a failure names it,
+and `PPLC_EQUIV_SEED=<seed> pytest tests/test_equivalence.py` draws the same models again. The coverage test
+after the property checks that the models of this run, together, had every piece of the strategy, and runs
+the property on a model with each piece that none of them had.
 """
 from __future__ import annotations
 
 import os
+import random
 import warnings
 from dataclasses import dataclass, field
 
 import jax
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 import pplc
 
-settings.register_profile("ci", max_examples=4, deadline=None, derandomize=True, print_blob=True,
+settings.register_profile("ci", max_examples=4, deadline=None, database=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("thorough", max_examples=25, deadline=None, print_blob=True,
+settings.register_profile("thorough", max_examples=25, deadline=None, database=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-
-# TFP asks for float64 in a few places when x64 is off; JAX warns and uses float32, as we want.
-pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype float64")
+SEED = int(os.environ.get("PPLC_EQUIV_SEED") or random.SystemRandom().randrange(2**32))
+RAN: list[str] = []  # the text of every model the property ran in this session (the coverage test reads it)
 
 RTOL = 1e-5
 
@@ -61,6 +64,13 @@ POSITIVE_DISTS = ["HalfNormal({scale})", "Exponential(2)", "Gamma(3, 2)", "LogNo
 LEAF_DISTS = ["Cauchy(0, 1)", "HalfCauchy(0, 2)", "Beta(2, 3)", "Uniform(-2.5, -0.5)", "StudentT(3, 0, 1)"]
 OBS_N = ["Normal", "Bernoulli_logits", "Bernoulli_probs", "Poisson_log_rate", "Poisson_rate",
          "Categorical_logits", "Categorical_probs"]
+# The pieces of the language the strategy writes, as they appear in a model's text (the coverage test looks for
+# each), and the observation a piece needs.
+PIECES = ["sharded over devices", "plate m", "plate j", "Dirichlet", "Categorical", "Bernoulli", "Poisson",
+          "HalfNormal", "Exponential", "Gamma", "LogNormal", "StudentT", "Beta", "InverseGamma", "Cauchy", "Uniform",
+          "Laplace", "eta =", "xc =", "sd =", "data q", "e: real[k]", "  r ~", "  u ~", "beta[g]"]
+NEEDS_OBS = {"Dirichlet": ("Categorical_probs",), "  r ~": ("Normal",),
+             "beta[g]": ("Normal", "Bernoulli", "Poisson")}
 
 
 @dataclass
@@ -104,10 +114,18 @@ def _fill(template: str, draw, locs: list[str], scales: list[str]) -> str:
 
 
 @st.composite
-def model_specs(draw) -> ModelSpec:
-    """A valid .ppl model with a plate over the data dim `n` (sharded or not) and the pieces around it."""
+def model_specs(draw, piece: str | None = None) -> ModelSpec:
+    """A valid .ppl model with a plate over the data dim `n` (sharded or not) and the pieces around it; with
+    `piece` (one of PIECES), a model that has that piece."""
+
+    def flag(name):  # a coin, or heads for the piece asked for
+        return piece == name or draw(st.booleans())
+
+    def pick(options, wants=(piece,)):  # one of the options; one naming the piece asked for, if any does
+        return draw(st.sampled_from([o for o in options if any(w and w in o for w in wants)] or options))
+
     lines: list[str] = []
-    obs = draw(st.sampled_from(OBS_N))
+    obs = pick(OBS_N, NEEDS_OBS.get(piece, (piece,)))
     family = obs.split("_")[0]
     classes = draw(st.integers(2, 4))
     k = draw(st.integers(1, 3))
@@ -119,19 +137,19 @@ def model_specs(draw) -> ModelSpec:
         lines.append(f"const classes = {classes}")
     if obs == "Categorical_probs":
         lines.append("data alpha: real[classes]")
-    spec.has_m = draw(st.booleans())
+    spec.has_m = flag("plate m")
     if spec.has_m:
         spec.m_sharded = draw(st.booleans())
         spec.z_dtype = draw(st.sampled_from(["real", "int", "bool"]))
         lines.append(f"data z: {spec.z_dtype}[m]")
-    spec.has_j = draw(st.booleans())
+    spec.has_j = flag("plate j")
     if spec.has_j:
         spec.j = draw(st.integers(1, 3))
         lines.append("data w: real[n, j]")
-    has_q = draw(st.booleans())
+    has_q = flag("data q")
     if has_q:
         lines.append("data q: real")
-    gather = draw(st.booleans())  # an index into the features, one per item of n: `beta[g]` gathers
+    gather = flag("beta[g]")  # an index into the features, one per item of n: `beta[g]` gathers
     if gather:
         lines.append("data g: int[n]")
 
@@ -139,24 +157,24 @@ def model_specs(draw) -> ModelSpec:
     locs: list[str] = []
     scales: list[str] = []
     for i in range(draw(st.integers(1, 2))):
-        lines.append(f"s{i} ~ {_fill(draw(st.sampled_from(POSITIVE_DISTS)), draw, [], scales)}")
+        lines.append(f"s{i} ~ {_fill(pick(POSITIVE_DISTS), draw, [], scales)}")
         scales.append(f"s{i}")
     for i in range(draw(st.integers(1, 2))):
-        lines.append(f"a{i} ~ {_fill(draw(st.sampled_from(REAL_DISTS)), draw, locs, scales)}")
+        lines.append(f"a{i} ~ {_fill(pick(REAL_DISTS), draw, locs, scales)}")
         locs.append(f"a{i}")
-    for i in range(draw(st.integers(0, 2))):
-        lines.append(f"l{i} ~ {draw(st.sampled_from(LEAF_DISTS))}")
+    for i in range(draw(st.integers(1 if piece in ("Beta", "Cauchy") else 0, 2))):
+        lines.append(f"l{i} ~ {pick(LEAF_DISTS)}")
     if has_q:
         lines.append(f"q ~ Normal({draw(st.sampled_from(locs))}, {draw(st.sampled_from(scales))})")
 
     # Global vector latents over the features.
-    beta = draw(st.booleans()) or family != "Categorical"
+    beta = flag("beta[g]") or family != "Categorical"
     if beta:
         if draw(st.booleans()):
             lines.append("lam: real[k] ~ HalfNormal(1)")
             lines.append("beta: real[k] ~ Normal(0, lam)")
         else:
-            lines.append(f"beta: real[k] ~ {_fill(draw(st.sampled_from(REAL_DISTS[:3])), draw, locs, scales)}")
+            lines.append(f"beta: real[k] ~ {_fill(pick(REAL_DISTS[:3]), draw, locs, scales)}")
     if obs == "Categorical_logits":
         lines.append("W: real[k, classes] ~ Normal(0, 1)")
         lines.append(f"c: real[classes] ~ Normal(0, {draw(st.sampled_from(['1'] + scales))})")
@@ -165,24 +183,24 @@ def model_specs(draw) -> ModelSpec:
 
     # Transformed data: centred features, the mean taken across the (possibly sharded) dim n.
     xname = "x"
-    if draw(st.booleans()):
+    if flag("xc ="):
         lines.append("xc = x - mean(x)")
         xname = "xc"
     # A global deterministic used below.
-    glob_det = draw(st.booleans())
+    glob_det = flag("sd =")
     if glob_det:
         lines.append(f"sd = {scales[0]} + 0.5")
         scales.append("sd")
 
-    n_sharded = draw(st.booleans()) or draw(st.booleans())  # sharded three times in four
+    n_sharded = flag("sharded over devices") or draw(st.booleans())  # sharded three times in four
     lines.append("plate n sharded over devices {" if n_sharded else "plate n {")
     terms = [draw(st.sampled_from(locs))]
     if beta:
         terms.append(draw(st.sampled_from([f"{xname} @ beta", f"dot({xname}, beta)"])))
-    if draw(st.booleans()):
-        lines.append(f"  u ~ {_fill(draw(st.sampled_from(REAL_DISTS[:3])), draw, locs, scales)}")
+    if flag("  u ~"):
+        lines.append(f"  u ~ {_fill(pick(REAL_DISTS[:3]), draw, locs, scales)}")
         terms.append(draw(st.sampled_from(["u", "0.5 * u", "tanh(u)"])))
-    if draw(st.booleans()):
+    if flag("e: real[k]"):
         e_loc = draw(st.sampled_from(["0", "beta"] if beta else ["0"]))
         lines.append(f"  e: real[k] ~ Normal({e_loc}, 1)")
         terms.append(draw(st.sampled_from([f"{xname} @ e", "mean(e)", f"sum({xname} * e)"])))
@@ -191,11 +209,11 @@ def model_specs(draw) -> ModelSpec:
     if gather and beta:
         terms.append("beta[g]")
     scale = draw(st.sampled_from(scales + ["1.5"]))
-    if family == "Normal" and draw(st.booleans()):
-        lines.append(f"  r ~ {draw(st.sampled_from(POSITIVE_DISTS[:4])).format(scale='1')}")
+    if family == "Normal" and flag("  r ~"):
+        lines.append(f"  r ~ {pick(POSITIVE_DISTS[:4]).format(scale='1')}")
         scale = f"{scale} * r" if draw(st.booleans()) else "r"
     pred = " + ".join(terms)
-    if draw(st.booleans()):
+    if flag("eta ="):
         lines.append(f"  eta = {pred}")
         pred = "eta"
     lines.append("  y ~ " + {
@@ -223,14 +241,14 @@ def model_specs(draw) -> ModelSpec:
 
 
 # ----------------------------------------------------------------------------- helpers
+MOVES = {"real": lambda x: x + 0.3, "positive": lambda x: x * 1.3, "unit": np.sqrt,
+         "simplex": lambda x: np.sqrt(x) / np.sum(np.sqrt(x), axis=-1, keepdims=True)}
+
+
 def _second_state(model: pplc.Model, params: dict) -> dict:
     """Another point in the support of every latent (a second 'chain'), without another prior draw."""
-    out = {}
-    for v in model.ir.of_kind("latent"):
-        x = np.asarray(params[v.name], np.float32)
-        out[v.name] = {"real": x + 0.3, "positive": x * 1.3, "unit": np.sqrt(x),
-                       "simplex": np.sqrt(x) / np.sum(np.sqrt(x), axis=-1, keepdims=True)}.get(v.support, x)
-    return out
+    return {v.name: MOVES.get(v.support, lambda x: x)(np.asarray(params[v.name], np.float32))
+            for v in model.ir.of_kind("latent")}
 
 
 def value_and_grad(model: pplc.Model, params, data, devices: int, spmd: str):
@@ -292,20 +310,18 @@ CASES = [  # (devices, whether the device count divides plate n, SPMD mode)
 ]
 
 
-@pytest.mark.parametrize("devices,divisible,spmd", CASES,
-                         ids=[f"{d}dev-{'divides' if div else 'padded'}-{m}" for d, div, m in CASES])
-@settings(settings.get_profile(PROFILE))
-@given(spec=model_specs(), data=st.data())
-def test_sharded_log_prob_and_gradient_equal_unsharded(devices, divisible, spmd, spec, data):
-    n = sizes_for(data.draw, devices, divisible)
-    m = data.draw(st.integers(1, 2 * devices), label="m")
-    batched = data.draw(st.booleans(), label="batched")
-    seed = data.draw(st.integers(0, 2**16), label="seed")
+def check_sharded_equals_unsharded(spec: ModelSpec, draw, devices: int, divisible: bool, spmd: str):
+    """The property, for one generated model: its log density and gradient on `devices` equal one device's."""
+    RAN.append(spec.text)
+    n = sizes_for(draw, devices, divisible)
+    m = draw(st.integers(1, 2 * devices), label="m")
+    batched = draw(st.booleans(), label="batched")
+    seed_ = draw(st.integers(0, 2**16), label="seed")
     model = pplc.compile(spec.text, "generated.ppl")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        prior = model.sample_prior(spec.base_data(n, m, seed), seed=seed)
-    arrays = spec.base_data(n, m, seed)
+        prior = model.sample_prior(spec.base_data(n, m, seed_), seed=seed_)
+    arrays = spec.base_data(n, m, seed_)
     for name in arrays:
         if name in {v.name for v in model.ir.of_kind("observed")}:
             arrays[name] = prior[name]
@@ -325,28 +341,40 @@ def test_sharded_log_prob_and_gradient_equal_unsharded(devices, divisible, spmd,
                      lambda name=name: exact()[1][name])
 
 
-def test_strategy_covers_the_language():
-    """The strategy reaches every piece it claims (a guard against a generator that silently narrows)."""
-    seen = set()
+def run_property(examples, case_seed: int, devices: int, divisible: bool, spmd: str, piece: str | None = None):
+    """The property on models drawn from `examples` (Hypothesis: shrinking a failure to a small model), seeded
+    by `case_seed`; a failure says how to draw the same models again."""
 
-    @settings(max_examples=300, deadline=None, derandomize=True, database=None)
-    @given(model_specs())
-    def collect(spec):
-        pplc.compile(spec.text, "generated.ppl")  # every generated model is valid
-        t = spec.text
-        for word in ["sharded over devices", "plate m", "plate j", "Dirichlet", "Categorical", "Bernoulli",
-                     "Poisson", "Normal(", "HalfNormal", "Exponential", "Gamma", "LogNormal", "StudentT", "Beta",
-                     "InverseGamma", "Cauchy", "Uniform", "Laplace", "eta =", "xc =", "sd =", "data q", "e: real[k]",
-                     "  r ~", "  u ~", "beta[g]"]:
-            if word in t:
-                seen.add(word)
+    @seed(case_seed)
+    @settings(settings.get_profile(PROFILE), max_examples=examples)
+    @given(spec=model_specs(piece), data=st.data())
+    def sharded_equals_unsharded(spec, data):
+        check_sharded_equals_unsharded(spec, data.draw, devices, divisible, spmd)
 
-    collect()
-    missing = {"sharded over devices", "plate m", "plate j", "Dirichlet", "Categorical", "Bernoulli", "Poisson",
-               "HalfNormal", "Exponential", "Gamma", "LogNormal", "StudentT", "Beta", "InverseGamma", "Cauchy",
-               "Uniform", "Laplace", "eta =", "xc =", "sd =", "data q", "e: real[k]", "  r ~", "  u ~",
-               "beta[g]"} - seen
-    assert not missing, f"the strategy never generated: {sorted(missing)}"
+    try:
+        sharded_equals_unsharded()
+    except BaseException as e:
+        e.add_note(f"the models of this run: PPLC_EQUIV_SEED={SEED} HYPOTHESIS_PROFILE={PROFILE} "
+                   f"pytest tests/test_equivalence.py")
+        raise
+
+
+@pytest.mark.parametrize("devices,divisible,spmd", CASES,
+                         ids=[f"{d}dev-{'divides' if div else 'padded'}-{m}" for d, div, m in CASES])
+def test_sharded_log_prob_and_gradient_equal_unsharded(devices, divisible, spmd):
+    case = CASES.index((devices, divisible, spmd))
+    run_property(settings.get_profile(PROFILE).max_examples, SEED * len(CASES) + case, devices, divisible, spmd)
+
+
+def test_the_models_of_this_run_cover_the_language():
+    """The models the property ran in this session (above), together, have every piece of PIECES (a guard
+    against a strategy that silently narrows). Each piece that none of them had (a few examples per case, drawn
+    at random, miss a rare piece now and then) is then run too: a model with that piece, on 8 devices, padded."""
+    missing = [p for p in PIECES if not any(p in text for text in RAN)]
+    for i, piece in enumerate(missing):
+        ran = len(RAN)
+        run_property(1, SEED * len(CASES) + len(CASES) + i, 8, False, "shard_map", piece)
+        assert piece in RAN[ran], f"the strategy, asked for a model with `{piece}`, wrote:\n{RAN[ran]}"
 
 
 # ----------------------------------------------------------------------------- regressions found by the strategy

@@ -1,8 +1,10 @@
 """Long runs: checkpoints survive SIGKILL and resume to the same draws; Ctrl-C keeps the draws so far;
 summaries warn when chains disagree; plots, .nc output, progress lines."""
+import contextlib
 import io
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -12,10 +14,11 @@ import pytest
 from conftest import EXAMPLES
 
 import pplc
-from pplc.runtime import checkpoint as ckpt
-from pplc.runtime import cli, hostloop
+from pplc import cli
+from pplc.runtime.sampling import checkpoint as ckpt
+from pplc.runtime.sampling import hostloop
 from pplc.runtime.output import Fit
-from pplc.runtime.progress import Progress
+from pplc.runtime.output.progress import Progress
 
 MODEL = os.path.join(EXAMPLES, "eight_schools.ppl")
 DATA = os.path.join(EXAMPLES, "eight_schools.json")
@@ -28,10 +31,15 @@ STOP_AT = 60  # the checkpoint (iteration 60: 20 draws in) after which the runs 
 # Runs `pplc run` in this process after making checkpoint.save wait, once it has written the checkpoint at
 # iteration >= STOP_AT, for a signal: the test then kills or interrupts the run at a known point. SIGINT is
 # blocked before the line is printed and waited for with sigwait (no race with a signal that comes early),
-# then raised again for pplc's own handler, as a Ctrl-C at that moment would be.
+# then raised again for pplc's own handler, as a Ctrl-C at that moment would be. SIGINT gets Python's usual
+# handler first, as in a terminal: a child of a background job or of a CI runner inherits SIGINT ignored, and
+# would then sample to the end. A child nobody signals (its test died) exits after PAUSE_S on its own.
+PAUSE_S = 600
 PAUSING = """
-import signal, sys
-from pplc.runtime import checkpoint, cli
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from pplc import cli
+from pplc.runtime.sampling import checkpoint
 save = checkpoint.save
 def pausing_save(path, state):
     save(path, state)
@@ -39,7 +47,8 @@ def pausing_save(path, state):
         pausing_save.done = True
         signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGINT}})
         print("CHECKPOINTED", state.iteration, flush=True)
-        signal.sigwait({{signal.SIGINT}})
+        if signal.sigtimedwait({{signal.SIGINT}}, {pause_s}) is None:
+            os._exit(99)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {{signal.SIGINT}})
         signal.raise_signal(signal.SIGINT)
 checkpoint.save = pausing_save
@@ -57,7 +66,7 @@ def env(tmp_path_factory):
 
 
 def pplc_run(args, env, **kw):
-    return subprocess.run([sys.executable, "-m", "pplc.runtime.cli", "run", *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "pplc", "run", *args], env=env, capture_output=True,
                           text=True, timeout=600, **kw)
 
 
@@ -71,14 +80,26 @@ def reference(tmp_path_factory, env):
     return Fit.load(out)
 
 
-def start_pausing(args, env):
-    p = subprocess.Popen([sys.executable, "-c", PAUSING.format(stop=STOP_AT), "run", *args], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = p.stdout.readline()
-    if not line.startswith("CHECKPOINTED"):
-        p.kill()
-        raise AssertionError(f"no checkpoint: {line}{p.stdout.read()}{p.stderr.read()}")
-    return p, int(line.split()[1])
+@contextlib.contextmanager
+def pausing(args, env, stderr_path):
+    """`pplc run ARGS` in a child process paused after its checkpoint at iteration >= STOP_AT: (the process,
+    that iteration). Its stderr goes to `stderr_path`. However the test ends, the child does not outlive it."""
+    with open(stderr_path, "w") as err:
+        p = subprocess.Popen([sys.executable, "-c", PAUSING.format(stop=STOP_AT, pause_s=PAUSE_S), "run", *args],
+                             env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        ready = select.select([p.stdout], [], [], PAUSE_S)[0]  # the child's first line: when it has checkpointed
+        line = p.stdout.readline() if ready else ""
+        if not line.startswith("CHECKPOINTED"):
+            p.kill()
+            out, _ = p.communicate()
+            raise AssertionError(f"no checkpoint: {line}{out}{open(stderr_path).read()}")
+        yield p, int(line.split()[1])
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        p.stdout.close()
 
 
 def same(a: dict, b: dict, n=None):
@@ -90,9 +111,10 @@ def same(a: dict, b: dict, n=None):
 
 def test_a_run_killed_after_a_checkpoint_resumes_to_the_draws_of_an_uninterrupted_run(tmp_path, env, reference):
     ck, out = str(tmp_path / "ck.npz"), str(tmp_path / "fit.nc")
-    p, at = start_pausing(RUN + ["--checkpoint", ck, "--checkpoint-every", "20", "--out", out], env)
-    p.send_signal(signal.SIGKILL)
-    p.communicate(timeout=60)
+    with pausing(RUN + ["--checkpoint", ck, "--checkpoint-every", "20", "--out", out], env,
+                 tmp_path / "stderr") as (p, at):
+        p.send_signal(signal.SIGKILL)
+        p.communicate(timeout=60)
     assert p.returncode == -signal.SIGKILL and not os.path.exists(out)
     state = ckpt.load(ck)
     assert state.iteration == at == STOP_AT and state.draws[0].shape[0] == STOP_AT - 40
@@ -116,10 +138,14 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_draws_of_an_uninterrupte
 
 
 def test_ctrl_c_writes_the_draws_so_far_to_out_with_a_note(tmp_path, env, reference):
+    """SIGINT while sampling (sent while the run is paused at a checkpoint, so never too early or too late):
+    exit 130, the draws up to the last finished block written to --out with a note, and the checkpoint."""
     ck, out = str(tmp_path / "ck.npz"), str(tmp_path / "fit.npz")
-    p, at = start_pausing(RUN + ["--checkpoint", ck, "--checkpoint-every", "20", "--out", out], env)
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=120)
+    with pausing(RUN + ["--checkpoint", ck, "--checkpoint-every", "20", "--out", out], env,
+                 tmp_path / "stderr") as (p, at):
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=PAUSE_S)
+    err = (tmp_path / "stderr").read_text()
     assert p.returncode == 130, err
     n = at - 40
     assert f"interrupted after {n} of 60 draws" in err and f"wrote the {n} draws so far to {out}" in err
@@ -230,10 +256,20 @@ def test_pplc_plot_writes_png_files_with_content(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------- pieces
 def test_blocks_never_cross_from_warmup_into_sampling():
-    blocks = list(hostloop.schedule(25, 30, 10))
-    assert blocks == [("warmup", 0, 10), ("warmup", 10, 10), ("warmup", 20, 5), ("sampling", 25, 10),
-                      ("sampling", 35, 10), ("sampling", 45, 10)]
-    assert list(hostloop.schedule(25, 30, 10, start=45)) == [("sampling", 45, 10)]
+    def blocks(warmup, draws, n, start=0, every=None):
+        out, it = [], start
+        while it < warmup + draws:
+            phase, k = hostloop.clamp_block(it, n, warmup, warmup + draws, every)
+            out.append((phase, it, k))
+            it += k
+        return out
+
+    assert blocks(25, 30, 10) == [("warmup", 0, 10), ("warmup", 10, 10), ("warmup", 20, 5), ("sampling", 25, 10),
+                                  ("sampling", 35, 10), ("sampling", 45, 10)]
+    assert blocks(25, 30, 10, start=45) == [("sampling", 45, 10)]
+    assert blocks(25, 30, 10, every=15) == [("warmup", 0, 10), ("warmup", 10, 5), ("warmup", 15, 10),
+                                            ("sampling", 25, 5), ("sampling", 30, 10), ("sampling", 40, 5),
+                                            ("sampling", 45, 10)]  # nor a checkpoint boundary
 
 
 def test_progress_lines_on_a_non_terminal():
@@ -270,10 +306,73 @@ def test_progress_bar_on_a_terminal_and_quiet():
     assert quiet.getvalue() == ""
 
 
-def test_fit_files_are_written_atomically(tmp_path):
+def test_fit_files_are_written_atomically(tmp_path, monkeypatch):
+    """Fit.save over an existing file: while the new file is half written, a reader finds the old one whole;
+    a save that fails half way (an error, a Ctrl-C) leaves the old file as it was and no temporary file."""
     path = str(tmp_path / "fit.npz")
-    synthetic_fit(False, n=10).save(path)
-    synthetic_fit(True, n=10).save(path)  # over an existing file
+    old, new = synthetic_fit(False, n=10), synthetic_fit(True, n=10, seed=1)
+    old.save(path)
+    savez, seen = np.savez, []
+
+    def savez_watched(file, **arrays):  # writes half the file, lets a reader look, then writes the rest
+        buf = io.BytesIO()
+        savez(buf, **arrays)
+        data = buf.getvalue()
+        file.write(data[:len(data) // 2])
+        file.flush()
+        seen.append(Fit.load(path).draws)
+        file.write(data[len(data) // 2:])
+
+    monkeypatch.setattr(np, "savez", savez_watched)
+    new.save(path)
+    assert len(seen) == 1
+    same(seen[0], old.draws)
+    same(Fit.load(path).draws, new.draws)
     assert os.listdir(tmp_path) == ["fit.npz"]
     with np.load(path) as f:
         assert json.loads(str(f["meta/json"]))["dims"]["theta"] == ["schools"]
+
+    for exc in (OSError("No space left on device"), KeyboardInterrupt()):
+        def savez_failing(file, **arrays):
+            file.write(b"PK\x03\x04 the first bytes of a zip file")
+            raise exc
+
+        monkeypatch.setattr(np, "savez", savez_failing)
+        with pytest.raises(type(exc)):
+            synthetic_fit(False, n=10, seed=2).save(path)
+        same(Fit.load(path).draws, new.draws)
+        assert os.listdir(tmp_path) == ["fit.npz"]
+
+
+def test_block_sizes_grow_from_one_toward_the_target_and_stay_under_the_cap():
+    """BlockSizer, fed synthetic timings: adaptive blocks start at 1 and grow by at most GROWTH per call, then
+    hold at the size that takes `target_s` at the measured rate (or the cap, if that is smaller); `fixed`
+    blocks are `fixed` (under the cap) from the first call on."""
+    from pplc.runtime.sampling.hostloop import GROWTH, BlockSizer
+
+    def sizes(cap, seconds_per_iteration, calls=12, target_s=1.0, fixed=None):
+        sizer, done, elapsed, out = BlockSizer(cap, fixed, target_s=target_s), 0, 0.0, []
+        for i in range(calls):
+            n = sizer.next()
+            out.append(n)
+            done += n
+            elapsed += n * seconds_per_iteration(i)
+            sizer.observe(done, elapsed)
+        return out
+
+    fast = sizes(1000, lambda i: 1e-4)  # 10,000 iterations a second: the cap, reached by growing
+    assert fast == [1, GROWTH, GROWTH ** 2, GROWTH ** 3, GROWTH ** 4, 1000] + [1000] * 6
+    # (timings in powers of two, so that the rates are exact)
+    assert sizes(10_000, lambda i: 2**-7) == [1, 4, 16, 64] + [128] * 8  # 1 s of work is 128 iterations
+    assert sizes(10_000, lambda i: 2**-6, target_s=0.5) == [1, 4, 16] + [32] * 9
+    assert sizes(10_000, lambda i: 3.0) == [1] * 12  # an iteration costs more than the target: one per call
+    # slower iterations later on (a harder region): the blocks shrink toward the rate measured so far
+    later = sizes(10_000, lambda i: 2**-10 if i < 6 else 2**-4, calls=30)
+    assert later[:6] == [1, 4, 16, 64, 256, 1024] and later[-1] < 2 * 16
+    for seq in [fast, later]:
+        assert all(1 <= b <= max(1, a * GROWTH) for a, b in zip(seq, seq[1:]))
+    assert sizes(1000, lambda i: 1e-4, fixed=10) == [10] * 12
+    assert sizes(8, lambda i: 1e-4, fixed=10) == [8] * 12
+    sizer = BlockSizer(100)
+    sizer.observe(0, 0.0)  # nothing measured yet: no rate
+    assert [sizer.next() for _ in range(4)] == [1, 4, 16, 64]

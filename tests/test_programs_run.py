@@ -42,7 +42,7 @@ def test_generated_program_runs_on_its_own(tmp_path, name):
     """`pplc compile X -o x.py && python x.py --data ... --devices 8`: the program needs nothing from pplc."""
     data, shapes = SEED_MODELS[name]
     program = tmp_path / f"{name}_tfp.py"
-    _run([sys.executable, "-m", "pplc.runtime.cli", "compile", os.path.join(EXAMPLES, f"{name}.ppl"),
+    _run([sys.executable, "-m", "pplc", "compile", os.path.join(EXAMPLES, f"{name}.ppl"),
           "-o", str(program)], cwd=ROOT)
     out = tmp_path / "fit.npz"
     chains, draws = 2, 10
@@ -73,7 +73,7 @@ def test_pplc_run_samples_the_example_on_8_devices(tmp_path, name):
     data, shapes = RUNS[name]
     out = tmp_path / "fit.npz"
     chains, draws = 2, 12
-    _run([sys.executable, "-m", "pplc.runtime.cli", "run", os.path.join(EXAMPLES, f"{name}.ppl"),
+    _run([sys.executable, "-m", "pplc", "run", os.path.join(EXAMPLES, f"{name}.ppl"),
           "--data", os.path.join(EXAMPLES, data), "--devices", str(DEVICES), "--chains", str(chains),
           "--warmup", "30", "--draws", str(draws), "--sampler", "hmc", "--leapfrog", "5", "--seed", "1",
           "--out", str(out), "--quiet"], cwd=str(tmp_path))

@@ -14,8 +14,10 @@ from tensorflow_probability.substrates.jax.experimental.distribute import Sharde
 from tensorflow_probability.substrates.jax.internal import distribute_lib, unnest
 
 import pplc
-from pplc.runtime import kernels, sampling
-from pplc.runtime.kernels import SamplerConfig
+from pplc.runtime.sampling import init as init_lib
+from pplc.runtime.sampling.config import SamplerConfig, float_dtype
+from pplc.runtime.sampling.stats import NUTS_STATS
+from pplc.runtime.sampling.warmup import make_kernel, warmup_windows
 
 HIER = """
 # Hierarchical normal means, non-centred; groups (and their effects) sharded over devices
@@ -33,12 +35,12 @@ HIER_Y = [1.2, -0.3, 0.8, 2.1, 0.4, -1.0, 0.9]  # 7 groups: padded to 8 on 4 dev
 
 def test_warmup_windows_are_stans():
     # 1000 iterations: init buffer 75, slow windows 25, 50, 100, 200 and 500 (the last stretched), term buffer 50.
-    assert kernels.warmup_windows(1000) == (75, [100, 150, 250, 450, 950])
-    assert kernels.warmup_windows(2000) == (75, [100, 150, 250, 450, 850, 1950])
+    assert warmup_windows(1000) == (75, [100, 150, 250, 450, 950])
+    assert warmup_windows(2000) == (75, [100, 150, 250, 450, 850, 1950])
     # Too short for the default buffers: 15% / 75% / 10%, one slow window.
-    assert kernels.warmup_windows(100) == (15, [90])
-    assert kernels.warmup_windows(150) == (75, [100])
-    assert kernels.warmup_windows(10) == (10, [])  # under 20 iterations: no mass-matrix adaptation
+    assert warmup_windows(100) == (15, [90])
+    assert warmup_windows(150) == (75, [100])
+    assert warmup_windows(10) == (10, [])  # under 20 iterations: no mass-matrix adaptation
 
 
 def test_mass_matrix_of_a_sharded_latent_stays_sharded_and_is_estimated_per_device():
@@ -47,7 +49,7 @@ def test_mass_matrix_of_a_sharded_latent_stays_sharded_and_is_estimated_per_devi
     momentum distribution's part for `b` is still `Sharded`, and each device's inverse mass matrix is the
     variance of its own items; the replicated part is the same on every device."""
     n, chains, warmup = 8, 2, 200  # slow windows [75, 100) and [100, 150), then a terminal buffer
-    assert kernels.warmup_windows(warmup) == (75, [100, 150])
+    assert warmup_windows(warmup) == (75, [100, 150])
     scales = np.geomspace(0.4, 2.5, n)
     mesh = Mesh(np.array(jax.devices()[:2]), ("data",))
     latents = [type("V", (), {"sharded_dim": None})(), type("V", (), {"sharded_dim": "n"})()]
@@ -60,7 +62,7 @@ def test_mass_matrix_of_a_sharded_latent_stays_sharded_and_is_estimated_per_devi
             return -0.5 * (a / 3.0) ** 2 + lp_b
 
         z = [jnp.zeros([chains]), jnp.zeros([chains, scales.shape[0]])]
-        kernel = kernels.make_kernel(target, cfg, z, latents, ["data"])
+        kernel = make_kernel(target, cfg, z, latents, ["data"])
         kr = kernel.initialize(z, kernel.bootstrap_results(z), key)
 
         def step(c, k):
@@ -99,15 +101,29 @@ def test_init_prior_draws_from_the_prior_and_uniform_for_flat_priors():
     model = pplc.compile("data y: real[n]\nm ~ Normal(100, 0.1)\ns ~ HalfFlat()\nb ~ Flat()\n"
                          "plate n {\n  y ~ Normal(m + b, s)\n}\n", "flat.ppl")
     bound = pplc.api._as_data(model.ir, {"y": [1.0, 2.0]})
-    latents = model.ir.of_kind("latent")
-    prior = sampling._prior_sampler(model, bound, latents)
+    latents = model.program.latents
+    prior = init_lib.prior_sampler(model.program, bound)
     cfg = SamplerConfig(chains=50, init="prior")
-    m, s, b = kernels.initial_values(latents, bound.sizes, cfg, jax.random.PRNGKey(0), prior)
+    m, s, b = init_lib.initial_values(latents, bound.sizes, cfg, jax.random.PRNGKey(0), prior)
     assert m.shape == (50,) and np.all(np.abs(m - 100) < 1)  # from Normal(100, 0.1)
     for flat in (s, b):  # uniform (-2, 2) on the unconstrained scale
         assert np.all(np.abs(flat) < 2) and flat.std() > 0.5
-    zero = kernels.initial_values(latents, bound.sizes, SamplerConfig(init="0", chains=3), jax.random.PRNGKey(0))
+    zero = init_lib.initial_values(latents, bound.sizes, SamplerConfig(init="0", chains=3), jax.random.PRNGKey(0))
     assert all(np.array_equal(z, np.zeros(3)) for z in zero)
+
+
+def test_sample_options_are_sampler_config_fields():
+    """`Model.sample` takes SamplerConfig's fields by name, with its defaults; a misspelt option is an error
+    naming it, before any data is read."""
+    model = pplc.compile("data y: real\nm ~ Normal(0, 1)\ny ~ Normal(m, 1)\n", "one.ppl")
+    with pytest.raises(pplc.PPLError) as e:
+        model.sample({"y": 0.5}, chain=2)
+    assert "unknown sampler option `chain`" in e.value.render() and "chains" in e.value.render()
+    cfg = SamplerConfig.from_options(chains=2, init="0")
+    assert (cfg.chains, cfg.warmup, cfg.draws, cfg.sampler, cfg.init) == (2, 1000, 1000, "nuts", "0")
+    for f in SamplerConfig.options():
+        assert f.metadata["help"], f.name
+    assert dict((f.name, f.metadata["choices"]) for f in SamplerConfig.options())["sampler"] == ("nuts", "hmc")
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +137,7 @@ def test_nuts_with_sharded_latents_same_posterior_on_1_and_4_devices(hier):
     fits = {d: hier.sample({"y": HIER_Y}, devices=d, chains=4, warmup=250, draws=400, seed=2) for d in (1, 4)}
     for d, fit in fits.items():
         tr = fit.trace
-        for k in kernels.NUTS_STATS:
+        for k in NUTS_STATS:
             assert tr[k].shape == (4, 400), (d, k)
         n, depth = tr["n_leapfrog"], tr["tree_depth"]
         assert np.all((n >= 2 ** (depth - 1)) & (n < 2 ** depth))
@@ -175,7 +191,7 @@ def test_hmc_adapts_a_mass_matrix_float64_and_shard_map_equals_pmap():
         x = a.draws[k].ravel()
         assert abs(x.std() / sd[i] - 1) < 0.2, (k, x.std(), sd[i])
         assert abs(x.mean() - mean[i]) < 0.3 * sd[i], (k, x.mean(), mean[i])
-    assert kernels.float_dtype() == jnp.float32  # float64 only for that run: float32 stays the default
+    assert float_dtype() == jnp.float32  # float64 only for that run: float32 stays the default
 
 
 def _conformance(*args, timeout=1800):
@@ -215,7 +231,7 @@ def test_conformance_own_translations(devices):
 
 
 def test_summary_blames_float32_round_off_only_when_it_is_likely():
-    from pplc.runtime import diagnostics
+    from pplc.runtime.output import summary as diagnostics
 
     rows = [{"name": "b", "mean": 2e6, "sd": 3.0, "rhat": 1.0, "ess_bulk": 900.0, "ess_tail": 900.0}]
     div = np.zeros((2, 50), bool)

@@ -1,12 +1,16 @@
 """Simulation-based calibration (slow): NUTS on a small hierarchical model with its groups sharded over 4 devices
 (padded, 6 groups on 8 slots) ranks the true parameters uniformly among its posterior draws."""
+import jax
 import numpy as np
 import pytest
 import scipy.stats
 
 import pplc
 from pplc.api import _as_data
-from pplc.runtime import hostloop, kernels, sampling
+from pplc.runtime.data import on_mesh
+from pplc.runtime.sampling import hostloop, programs
+from pplc.runtime.sampling.config import SamplerConfig
+from pplc.runtime.sampling.init import init_chains
 
 MODEL = """
 # Hierarchical normal means (non-centred); the groups and their effects sharded over devices
@@ -28,19 +32,19 @@ BINS = 10
 def _ranks():
     """One compiled sampler (programs built once), run on SIMS data sets drawn from the prior predictive."""
     model = pplc.compile(MODEL, "sbc.ppl")
-    cfg = kernels.SamplerConfig(chains=CHAINS, warmup=WARMUP, draws=DRAWS)
+    cfg = SamplerConfig(chains=CHAINS, warmup=WARMUP, draws=DRAWS)
     bound0 = _as_data(model.ir, {"y": np.zeros(GROUPS)})
-    mesh, layout = model._spmd_setup(bound0, DEVICES)
-    progs = sampling.build(model, bound0, layout, mesh, cfg, block=WARMUP + DRAWS)
+    mesh, layout = on_mesh(model.program, bound0.sizes, DEVICES)
+    progs = programs.build(model.program, bound0, layout, mesh, cfg, block=WARMUP + DRAWS)
     block_fn = None
     ranks = {k: [] for k in ("mu", "tau", "theta[0]", "theta[5]", "z[5]")}
     for s in range(SIMS):
         truth = model.sample_prior({"y": np.zeros(GROUPS)}, seed=1000 + s)
         bound = _as_data(model.ir, {"y": truth["y"]})
         progs.data = progs.place_data(bound)
-        progs.keys = np.asarray(sampling.jax.random.split(sampling.jax.random.PRNGKey(s), WARMUP + DRAWS))
+        progs.keys = np.asarray(jax.random.split(jax.random.PRNGKey(s), WARMUP + DRAWS))
         progs.z0 = progs.redraw(s + 1)
-        carry, _ = sampling.init_chains(progs, model, bound, layout, cfg)
+        carry, _ = init_chains(progs, model.program, bound, layout, cfg)
         if block_fn is None:
             block_fn = hostloop.compile_block(progs, carry)
         res = hostloop.run(progs, carry, cfg, place=lambda x: x, block_fn=block_fn)

@@ -17,7 +17,6 @@ from reference_programs import (assert_close, mnist_closed_form, mnist_value_and
 import pplc
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype float64")
 
 # (items in the sharded plate, devices of the hand-written program, devices of pplc, pplc's SPMD mode)
 SIZES = [(64, 8, 8, "shard_map"), (100, 4, 8, "shard_map"), (100, 4, 8, "pmap")]

@@ -8,7 +8,7 @@ import pytest
 from conftest import EXAMPLES, shared_path
 
 import pplc
-from pplc.runtime import datasets, recommend
+from pplc.studies import datasets, recommend
 
 # The seed's sampler: plain HMC (unit mass matrix), a fixed number of leapfrog steps, the step size adapted
 # by dual averaging from 0.01, the initial state drawn from the prior.
@@ -50,7 +50,7 @@ def tiny_movielens(tmp_path_factory):
 
 def test_recommendations_of_the_least_active_user_are_popular_movies(tiny_movielens, tmp_path):
     _, data, model, fit = tiny_movielens
-    least, most = recommend.recommend(model, fit.draws, data)
+    least, most = recommend.recommend(model.program, fit.draws, data)
     w = data["watched"]
     assert (least.label, least.index, least.watched) == ("least active", 0, 2)
     assert most.watched == w.sum(1).max() and most.index == int(np.argmax(w.sum(1)))
@@ -76,7 +76,7 @@ def test_top_picks_rank_by_the_models_probabilities(tiny_movielens):
     logits = (np.einsum("csmd,csd->csm", d["movie_embedding"], d["user_embedding"][:, :, row])
               + d["movie_bias"] + d["user_bias"][:, :, row, None])
     logits[:, :, data["watched"][row]] = -np.inf
-    picks = recommend.top_picks(model, d, data, row)
+    picks = recommend.top_picks(model.program, d, data, row)
     assert np.array_equal(picks, np.argmax(logits, axis=-1))
 
 
@@ -87,7 +87,7 @@ def test_recommend_cli(tiny_movielens, tmp_path):
     model_path = os.path.join(EXAMPLES, "movielens_mf.ppl")
 
     def pplc_cli(*args):
-        return subprocess.run([sys.executable, "-m", "pplc.runtime.cli", *args], capture_output=True, text=True)
+        return subprocess.run([sys.executable, "-m", "pplc", *args], capture_output=True, text=True)
 
     r = pplc_cli("data", "movielens", str(d), "-o", ml)
     assert r.returncode == 0, r.stderr
@@ -125,7 +125,7 @@ def test_movielens_100k_least_active_user_gets_popular_movies():
     data = datasets.load_movielens(shared_path("data", "movielens-100k"))
     model = pplc.compile_file(os.path.join(EXAMPLES, "movielens_mf.ppl"))
     fit = model.sample(data, devices=1, chains=2, warmup=100, draws=50, **dict(SEED_HMC, leapfrog=20), seed=0)
-    least, most = recommend.recommend(model, fit.draws, data)
+    least, most = recommend.recommend(model.program, fit.draws, data)
     print("\n" + least.summary() + "\n" + most.summary())
     assert least.watched == 20 and most.watched == 737
     assert least.by_title()[0][0] in least.popular_unseen

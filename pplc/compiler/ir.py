@@ -1,10 +1,28 @@
 """The checked IR: variables with named-dim shapes, plates, placement, support; typed expressions."""
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from ..dsl.spans import Span
 from .distributions import DistSpec
+from .supports import Support, SupportCheck
+
+
+
+class Kind(enum.StrEnum):
+    """What a named quantity is. Its repr is its string's, as in generated code."""
+
+    DATA = "data"
+    CONST = "const"
+    LATENT = "latent"
+    OBSERVED = "observed"
+    DETERMINISTIC = "deterministic"  # computed from latents
+    TRANSFORMED = "transformed"  # computed from data and consts
+    TRACK = "track"  # recorded with the draws, not used by the model
+
+    def __repr__(self) -> str:
+        return repr(self.value)
 
 
 @dataclass(frozen=True)
@@ -36,7 +54,7 @@ class Lit(Expr):
 class Ref(Expr):
     name: str
     phys: tuple[str, ...]  # the variable's stored layout (its declaration plates, then its item dims)
-    kind: str
+    kind: Kind
 
 
 @dataclass(frozen=True)
@@ -108,7 +126,7 @@ class Variable:
     """One named quantity of the model, in statement order."""
 
     name: str
-    kind: str  # data | const | latent | observed | deterministic | transformed | track
+    kind: Kind
     dtype: str
     plates: tuple[str, ...]  # the plates it is declared in (outer first)
     phys: tuple[str, ...]  # its stored layout: plate dims then item dims
@@ -118,7 +136,8 @@ class Variable:
     dist: DistCall | None = None
     value: Expr | None = None
     const_value: float | int | None = None
-    support: str = "real"
+    support: Support = Support.REAL
+    support_check: SupportCheck | None = None  # for latents and observed sites: what their values must satisfy
     sharded_dim: str | None = None
     latent: bool = False  # latent-dependent (for deterministics); True for latents
 

@@ -90,38 +90,36 @@ class Stmt:
 
 
 @dataclass(frozen=True)
-class DataDecl(Stmt):
+class Definition(Stmt):
+    """A statement that defines a name."""
+
     name: str
     name_span: Span
+
+
+@dataclass(frozen=True)
+class DataDecl(Definition):
     type: Type
 
 
 @dataclass(frozen=True)
-class ConstDecl(Stmt):
-    name: str
-    name_span: Span
+class ConstDecl(Definition):
     value: Expr
 
 
 @dataclass(frozen=True)
-class Sample(Stmt):
-    name: str
-    name_span: Span
+class Sample(Definition):
     type: Type | None
     dist: Expr  # a Call once checked
 
 
 @dataclass(frozen=True)
-class Assign(Stmt):
-    name: str
-    name_span: Span
+class Assign(Definition):
     value: Expr
 
 
 @dataclass(frozen=True)
-class Track(Stmt):
-    name: str
-    name_span: Span
+class Track(Definition):
     value: Expr
 
 

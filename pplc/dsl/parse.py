@@ -1,27 +1,14 @@
 """Parse .ppl text into the AST, turning Lark's errors into located diagnostics."""
 from __future__ import annotations
 
-import difflib
-import functools
-import re
-
 from lark import Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedInput, VisitError
 
 from ..grammar import parser
 from . import ast
 from .diagnostics import Diagnostic, PPLError
 from .spans import Source, Span
-
-TOKEN_WORDS = {
-    "RPAR": "')'", "LPAR": "'('", "RSQB": "']'", "LSQB": "'['", "RBRACE": "'}'", "LBRACE": "'{'",
-    "COMMA": "','", "COLON": "':'", "TILDE": "'~'", "EQUAL": "'='", "_NL": "end of line",
-    "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "SCALAR_TYPE": "a type (real, int, bool)",
-    "PLUS": "'+'", "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "AT": "'@'", "DOT": "'.'",
-    "COMP_OP": "a comparison", "$END": "end of file", "DATA": "'data'", "CONST": "'const'",
-    "PLATE": "'plate'", "TRACK": "'track'", "SHARDED": "'sharded'", "OVER": "'over'",
-    "DEVICES": "'devices'", "TRUE": "'true'", "FALSE": "'false'", "__ANON_0": "'**'",
-}
+from .syntax_errors import syntax_diagnostic
 
 
 def _span(meta_or_tok) -> Span:
@@ -45,25 +32,14 @@ class ToAst(Transformer):
         return ast.Program(tuple(i for i in items if i is not None))
 
     # statements
-    def data_decl(self, meta, items):
-        name, typ = items
-        return ast.DataDecl(_span(meta), str(name), _tok_span(name), typ)
+    def _definition(cls):
+        def build(self, meta, items):
+            name, *rest = items
+            return cls(_span(meta), str(name), _tok_span(name), *rest)
+        return build
 
-    def const_decl(self, meta, items):
-        name, value = items
-        return ast.ConstDecl(_span(meta), str(name), _tok_span(name), value)
-
-    def sample_stmt(self, meta, items):
-        name, typ, dist = items
-        return ast.Sample(_span(meta), str(name), _tok_span(name), typ, dist)
-
-    def assign_stmt(self, meta, items):
-        name, value = items
-        return ast.Assign(_span(meta), str(name), _tok_span(name), value)
-
-    def track_stmt(self, meta, items):
-        name, value = items
-        return ast.Track(_span(meta), str(name), _tok_span(name), value)
+    data_decl, const_decl, sample_stmt, assign_stmt, track_stmt = map(
+        _definition, (ast.DataDecl, ast.ConstDecl, ast.Sample, ast.Assign, ast.Track))
 
     def plate_stmt(self, meta, items):
         name, sharded, *body = items
@@ -140,265 +116,6 @@ class ToAst(Transformer):
 
     def name(self, meta, items):
         return ast.Name(_tok_span(items[0]), str(items[0]))
-
-
-def _word(tok: str) -> str:
-    return TOKEN_WORDS.get(tok, tok.lower())
-
-
-def _one_of(words: list[str]) -> str:
-    words = sorted(set(words))
-    if len(words) > 6:
-        return ", ".join(words[:5]) + ", ..."
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-
-
-def _expected(exc: UnexpectedInput) -> str:
-    """`expected X, Y or Z` from the tokens the parser would have taken."""
-    acc = getattr(exc, "accepts", None) or getattr(exc, "expected", None) or ()
-    names = [_word(t) for t in acc if t not in ("_NL", "$END") or len(acc) == 1]
-    if not names:
-        return ""
-    return "expected " + _one_of(names)
-
-
-def _brackets(source: Source, line: int, col: int):
-    """Scan brackets up to (line, col), ignoring comments: (stack of open ones, first unmatched close)."""
-    stack: list[tuple[str, int, int]] = []
-    pairs = {")": "(", "]": "[", "}": "{"}
-    for ln, text in enumerate(source.lines[:line], start=1):
-        for c, ch in enumerate(text, start=1):
-            if ln == line and c >= col:
-                break
-            if ch == "#":
-                break
-            if ch in "([{":
-                stack.append((ch, ln, c))
-            elif ch in pairs:
-                if stack and stack[-1][0] == pairs[ch]:
-                    stack.pop()
-                elif stack and ch == "}":  # a '}' closes its plate even with an unclosed '(' inside
-                    while stack and stack[-1][0] != "{":
-                        stack.pop()
-                    if stack:
-                        stack.pop()
-                elif stack:
-                    stack.pop()
-    return stack
-
-
-def _prev_token(source: Source, line: int, col: int) -> str:
-    """The text of the token just before (line, col), on that line or an earlier one ('' at the start)."""
-    for ln in range(line, 0, -1):
-        text = source.line(ln)
-        text = text[:col - 1] if ln == line else text
-        text = text.split("#", 1)[0].rstrip()
-        if text:
-            m = re.search(r"(\*\*|[=!<>]=|[A-Za-z_][A-Za-z0-9_]*|[0-9.]+(?:[eE][-+]?[0-9]+)?|\S)$", text)
-            return m.group(1) if m else text[-1]
-    return ""
-
-
-# Syntax errors by example (Lark's `match_examples`): each label's snippets fail in the parser state
-# where that mistake is made; a new error in the same state gets the label's message.
-SYNTAX_EXAMPLES: list[tuple[str, list[str]]] = [
-    ("after_name", ["mu Normal(0, 1)\n", "mu 3\n", "mu\n"]),
-    ("typed_eq", ["x: real[3] = 4\n", "x: real = 4\n"]),
-    ("const_eq", ["const k 3\n", "const k: int = 3\n", "const k ~ Normal(0, 1)\n"]),
-    ("track_eq", ["track a ~ Normal(0, 1)\n", "track a\n", "track a: real = 1\n"]),
-    ("data_colon", ["data y real[n]\n", "data y\n", "data y = 3\n"]),
-    ("keyword_name", ["data ~ Normal(0, 1)\n", "data = 1\n", "const = 1\n", "track = 1\n"]),
-    ("type", ["data y: float[n]\n", "data y: [n]\n", "x: vector[n] ~ Normal(0, 1)\n", "data y:\n"]),
-    ("dim", ["data y: real[1.5]\n", "data y: real[]\n", "data y: real[n,]\n"]),
-    ("dim_after", ["data y: real[n + 1]\n", "data y: real[n m]\n", "data y: real[3 * n]\n"]),
-    ("sharded_over", ["plate n sharded {\n}\n", "plate n sharded\n"]),
-    ("sharded_devices", ["plate n sharded over {\n}\n", "plate n sharded over\n"]),
-    ("plate_dim", ["plate {\n}\n", "plate 3 {\n}\n", "plate\n"]),
-    ("plate_brace", ["plate n\n", "plate n shared over devices {\n}\n", "plate n (\n"]),
-    ("comparison", ["x = a < b < c\n", "x = a == b == c\n"]),
-    ("statement_start", ["+ x\n", "3 ~ Normal(0, 1)\n", "(x) = 1\n", "~ Normal(0, 1)\n", "x = 1\n)\n"]),
-    ("argument", ["mu ~ Normal(0,,1)\n", "mu ~ Normal(,1)\n"]),
-    ("kwarg_value", ["mu ~ Normal(loc=, scale=1)\n", "mu ~ Normal(loc=)\n"]),
-    ("attr", ["x = a.3\n", "x = a.(b)\n"]),
-    ("operand", ["x = 1 +\n", "x =\n", "x = 1 **\n", "y ~\n", "x = -\n", "x = a[\n", "x = (\n"]),
-    ("operator", ["x = a b\n", "x = 1 2\n", "x = (a) b\n", "x = a(1) b\n", "x = a.T b\n", "x = a[0] b\n"]),
-    ("end_of_statement", ["x = 1)\n", "x = a ~ b\n", "y ~ Normal(0, 1) = 2\n"]),
-]
-
-CHAR_HINTS = {
-    ";": "statements end at the end of the line; no ';' is needed",
-    "'": "there are no strings in .ppl", '"': "there are no strings in .ppl",
-    "!": "`!=` is 'not equal'; for 'not', write `1 - x` of a bool",
-    "&": "there is no `and`: multiply bools instead (`a * b`)", "|": "there is no `or`: use `a + b > 0`",
-    "%": "there is no `%`; use `x - n * floor(x / n)` if you need it", "^": "powers are written `**`",
-    "$": "names are letters, digits and '_'", "`": "names are written without backquotes",
-    "?": "there is no `?:`; use `where(cond, a, b)`",
-}
-
-
-@functools.lru_cache(maxsize=1)
-def _example_states() -> list[tuple[str, int, str]]:
-    """(label, LALR state, token type) of each example's failure, computed once."""
-    out = []
-    for label, examples in SYNTAX_EXAMPLES:
-        for text in examples:
-            try:
-                parser().parse(text)
-            except UnexpectedToken as ut:
-                out.append((label, ut.state.position, ut.token.type))
-            except UnexpectedInput:
-                pass
-    return out
-
-
-EXPR_START = {"NAME", "INT", "FLOAT", "LPAR"}
-OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "AT", "__ANON_0", "COMP_OP"}
-
-
-def _syntax_label(exc: UnexpectedInput) -> str | None:
-    """The label of the example that fails like `exc` (same parser state; the same token type first).
-
-    This is Lark's `UnexpectedInput.match_examples`, comparing the LALR state number only: Lark's
-    comparison includes the depth of the parser's stack, so an example written as a file's first
-    statement would not match the same mistake in a later statement or inside a plate."""
-    if not isinstance(exc, UnexpectedToken) or exc.state is None:
-        return None
-    pos, ttype = exc.state.position, exc.token.type
-    same_state = [(label, t) for label, p, t in _example_states() if p == pos]
-    for label, t in same_state:
-        if t == ttype:
-            return label
-    if same_state:
-        return same_state[0][0]
-    acc = set(exc.accepts or ())
-    if EXPR_START <= acc:  # wherever a value must come next
-        return "operand"
-    if ttype in EXPR_START | {"TRUE", "FALSE"} and acc & OPERATORS:
-        return "operator"
-    return None
-
-
-def syntax_diagnostic(exc: UnexpectedInput, source: Source) -> Diagnostic:
-    """A person-readable syntax error for one Lark exception."""
-    line = exc.line if exc.line and exc.line > 0 else 1
-    col = exc.column if exc.column and exc.column > 0 else 1
-    if isinstance(exc, UnexpectedCharacters):
-        ch = source.line(line)[col - 1: col] or "?"
-        hint = CHAR_HINTS.get(ch)
-        if hint is None and not ch.isascii() and ch.isalpha():
-            hint = "names use ASCII letters, digits and '_'"
-        elif hint is None and ch == "\r":
-            hint = "a lone carriage return: save the file with Unix (\\n) or Windows (\\r\\n) line ends"
-        shown = ch if ch.isprintable() else repr(ch)[1:-1]
-        return Diagnostic(f"unexpected character '{shown}'", Span(line, col, line, col + 1),
-                          hint=hint or "names are letters, digits and '_'; comments start with '#'")
-    tok = getattr(exc, "token", None)
-    at_end = isinstance(exc, UnexpectedEOF) or tok is None or tok.type == "$END"
-    if at_end:
-        lines = source.lines or [""]
-        line, col = len(lines), len(lines[-1]) + 1
-    # Brackets first: an unclosed one explains whatever the parser stumbled on after it.
-    stack = _brackets(source, line, col)
-    ttype = "$END" if at_end else tok.type
-    if stack:
-        ch, ol, oc = stack[-1]
-        # (newlines inside brackets are dropped, so an end of line there is the end of the file)
-        if at_end or ttype == "_NL" or ol < line or (ttype == "RBRACE" and ch in "(["):
-            where = "the end of the file" if at_end or ttype == "_NL" else f"'{tok}' at {line}:{col}"
-            return Diagnostic(f"unclosed '{ch}' opened at {ol}:{oc}", Span(ol, oc, ol, oc + 1),
-                              notes=(f"still open at {where}",),
-                              hint=f"close it with '{ {'(': ')', '[': ']', '{': '}'}[ch] }'")
-    if ttype in ("RPAR", "RSQB", "RBRACE") and not any(o == {"RPAR": "(", "RSQB": "[", "RBRACE": "{"}[ttype]
-                                                        for o, _, _ in stack):
-        return Diagnostic(f"unmatched '{tok}': no '{ {'RPAR': '(', 'RSQB': '[', 'RBRACE': '{'}[ttype]}' is open here",
-                          Span(line, col, line, col + 1))
-    if at_end:
-        return Diagnostic("unexpected end of file; " + (_expected(exc) or "the last statement is incomplete"),
-                          Span(line, col, line, col + 1))
-    width = max(1, len(str(tok))) if tok.type != "_NL" else 1
-    span = Span(line, col, line, col + width)
-    what = "end of line" if tok.type == "_NL" else f"'{tok}'"
-    prev = _prev_token(source, line, col)
-    label = _syntax_label(exc)
-    expected = _expected(exc)
-    msg, hint = f"unexpected {what}" + (f"; {expected}" if expected else ""), None
-    if tok.type == "LSQB" and label in ("operand", "argument", "kwarg_value"):
-        msg = "list literals like `[1, 2]` are not part of .ppl"
-        hint = "declare a vector as data (`data v: real[k]`) or draw it (`v: real[k] ~ ...`)"
-    elif label == "after_name":
-        msg = f"expected '~', '=' or ':' after `{prev}`, found {what}"
-        hint = (f"a statement is `{prev} ~ DIST(...)` (a random variable), `{prev} = EXPR` (a deterministic "
-                f"quantity) or `{prev}: real[DIMS] ~ DIST(...)`")
-    elif label == "typed_eq":
-        m = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^=~]*?)\s*=", source.line(line))
-        name, typ = (m.group(1), m.group(2)) if m else ("x", "real[n]")
-        msg = "a variable with a type is drawn from a distribution: `~` follows the type, not `=`"
-        hint = f"`{name}: {typ} ~ Normal(0, 1)`; a deterministic quantity has no type: `{name} = EXPR`"
-    elif label == "const_eq":
-        msg = f"expected '=' after `const {prev}`, found {what}"
-        hint = f"a const is `const {prev} = 10` (its type comes from the value)"
-    elif label == "track_eq":
-        msg = f"expected '=' after `track {prev}`, found {what}"
-        hint = f"a tracked quantity is `track {prev} = EXPR`"
-    elif label == "data_colon":
-        msg = f"expected ':' and a type after `data {prev}`, found {what}"
-        hint = f"`data {prev}: real[n]` (the type is real, int or bool, the dims in brackets)"
-    elif label == "keyword_name":
-        msg = f"`{prev}` is a keyword and cannot name a variable"
-        hint = f"rename it, e.g. `{prev}_`"
-    elif label == "type":
-        msg = (f"unknown type `{tok}`" if tok.type == "NAME" else f"expected a type, found {what}") + \
-            "; the types are real, int and bool"
-        hint = "e.g. `data y: real[n]`"
-    elif label == "dim":
-        msg = f"expected a dim, found {what}; a dim is a name or a whole number"
-        hint = "e.g. `real[n, 3]`"
-    elif label == "dim_after":
-        msg = f"expected ',' or ']' after the dim `{prev}`, found {what}"
-        hint = "a dim is a name or a whole number, not an expression; for a computed size, use `const`"
-    elif label in ("sharded_over", "sharded_devices"):
-        msg = f"expected `sharded over devices`, found {what}"
-        hint = "a sharded plate is `plate DIM sharded over devices { ... }`"
-    elif label == "plate_dim":
-        msg = f"expected the name of a dim after `plate`, found {what}"
-        hint = "a plate is `plate DIM { ... }`, e.g. `plate schools {`"
-    elif label == "plate_brace":
-        msg = f"expected '{{' or `sharded over devices` after `plate {prev}`, found {what}" if prev != "plate" \
-            else msg
-        hint = "a plate is `plate DIM { ... }` or `plate DIM sharded over devices { ... }`"
-        if tok.type == "NAME" and difflib.get_close_matches(str(tok), ["sharded"], 1, 0.6):
-            hint = "did you mean `sharded over devices`?"
-    elif label == "comparison":
-        msg = "comparisons do not chain: `a < b < c` is not allowed"
-        hint = "compare two values at a time, e.g. `(a < b) * (b < c)`"
-    elif label == "statement_start":
-        msg = f"a statement cannot start with {what}"
-        hint = "a statement starts with a name (`x ~ ...`, `x = ...`) or with `data`, `const`, `plate` or `track`"
-    elif label == "argument":
-        msg = f"expected an argument, found {what}"
-    elif label == "kwarg_value":
-        msg = f"expected a value for the keyword argument, found {what}"
-    elif label == "attr":
-        msg = f"expected an attribute name after '.', found {what}"
-        hint = "the only attribute is `.T` (transpose)"
-    elif label == "operand":
-        if prev == "~":
-            msg = f"expected a distribution after '~', found {what}"
-            hint = "e.g. `y ~ Normal(0, 1)`"
-        else:
-            msg = f"expected a value after '{prev}', found {what}"
-    elif label == "operator":
-        msg = f"unexpected {what} after `{prev}`: an operator is missing between them"
-        hint = "join two values with an operator (+ - * / ** @) or a comparison"
-    elif label == "end_of_statement":
-        msg = f"expected the end of the statement, found {what}"
-        hint = "one statement per line"
-        if tok.type in ("TILDE", "EQUAL"):
-            hint = "a statement has one `~` or `=`: `NAME ~ DIST(...)` or `NAME = EXPR`"
-    elif tok.type == "RBRACE":
-        msg = "expected the end of the line before '}'"
-        hint = "put the closing '}' of a plate on its own line"
-    return Diagnostic(msg, span, hint=hint)
 
 
 def parse(text: str, filename: str = "<string>") -> ast.Program:

@@ -14,11 +14,6 @@ class Span:
     end_line: int
     end_col: int
 
-    def merge(self, other: "Span") -> "Span":
-        first = min(self, other, key=lambda s: (s.line, s.col))
-        last = max(self, other, key=lambda s: (s.end_line, s.end_col))
-        return Span(first.line, first.col, last.end_line, last.end_col)
-
     def __str__(self) -> str:
         return f"{self.line}:{self.col}"
 

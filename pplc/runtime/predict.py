@@ -5,10 +5,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..compiler.supports import SUPPORTS, Support
 from ..dsl.diagnostics import Diagnostic, PPLError
-
-# What each observed site's predictive is summarised by: class probabilities, success probabilities, or the mean.
-KINDS = {"categorical": "class probabilities", "binary": "probabilities"}
+from . import data as data_lib
+from .files import save_npz
+from .program import Program
 
 # Work per jitted call: draws x predicted elements (floats) kept under this.
 CHUNK_ELEMENTS = 1 << 25
@@ -31,6 +32,7 @@ class Prediction:
     per_draw: dict | None = None
     metrics: dict = field(default_factory=dict)
     draws: tuple = ()  # (chains, draws)
+    warnings: tuple = ()  # the data's warnings (Diagnostic), for the caller to show
 
     def summary(self) -> str:
         lines = []
@@ -56,7 +58,8 @@ class Prediction:
         return out
 
     def save(self, path: str) -> None:
-        np.savez(path, **self.arrays())
+        """Write `arrays()` to an .npz file, atomically."""
+        save_npz(path, self.arrays())
 
 
 def _unwrap(dist):
@@ -66,51 +69,61 @@ def _unwrap(dist):
     return dist
 
 
-def predict(model, draws: dict, data, per_draw: bool = False, chunk: int | None = None) -> Prediction:
-    """The posterior predictive of `model`'s observed sites on `data` for posterior `draws`
-    (name -> [chains, draws, *shape], as in a Fit). The data may leave out the observed arrays; when it
-    has them, accuracies and the log predictive density are computed too. Evaluated on one device with
-    the unsharded model, `chunk` draws at a time."""
-    import jax
-    import jax.numpy as jnp
-
-    from ..api import _as_data
-    from . import data as data_lib
-
-    ir = model.ir
-    latents = ir.of_kind("latent")
-    observed = ir.of_kind("observed")
-    missing = [v.name for v in latents if v.name not in draws]
-    if missing:
-        raise PPLError(Diagnostic(f"the draws have no `{missing[0]}`, a latent of {ir.filename}",
-                                  hint="use the fit of this model (pplc run writes every latent)"))
-    bound = _as_data(ir, data, allow_missing=True)
-    sizes = bound.sizes
-    lead = np.shape(draws[latents[0].name])[:2] if latents else (1, 1)
+def _flat_draws(latents: list, draws: dict, sizes: dict) -> tuple[tuple, dict]:
+    """(chains, draws) and each latent's draws as [chains * draws, *shape], checked against the data's sizes."""
+    lead = tuple(np.shape(draws[latents[0].name])[:2]) if latents else (1, 1)
     n_draws = int(np.prod(lead))
     flat = {}
     for v in latents:
         x = np.asarray(draws[v.name], np.float32)
         want = tuple(sizes[d] for d in v.phys)
-        if x.shape[:2] != tuple(lead) or x.shape[2:] != want:
+        if x.shape[:2] != lead or x.shape[2:] != want:
             raise PPLError(Diagnostic(
                 f"`{v.name}` in the draws has shape {list(x.shape)} but the data make it [chains, draws, "
                 f"{', '.join(f'{d}={sizes[d]}' for d in v.phys)}]",
                 hint="the data must have the same sizes as the data the model was fitted to, in every dim of "
                      "a latent"))
         flat[v.name] = x.reshape((n_draws,) + want)
+    return lead, flat
+
+
+def _hits(support, pred, y, xp=np):
+    """Whether each prediction is right (the most probable class; a probability above 1/2 for a 1), or None
+    for a site predicted by its mean. `xp`: numpy, or jax.numpy inside a jitted function."""
+    if support == Support.CATEGORICAL:
+        return xp.argmax(pred, axis=-1) == y
+    if support == Support.BINARY:
+        return (pred > 0.5) == (y > 0)
+    return None
+
+
+def predict(program: Program, draws: dict, data, per_draw: bool = False, chunk: int | None = None) -> Prediction:
+    """The posterior predictive of `program`'s observed sites on `data` for posterior `draws`
+    (name -> [chains, draws, *shape], as in a Fit). The data may leave out the observed arrays; when it
+    has them, accuracies and the log predictive density are computed too. Evaluated on one device with
+    the unsharded model, `chunk` draws at a time."""
+    import jax
+    import jax.numpy as jnp
+
+    ir = program.ir
+    latents = program.latents
+    observed = program.observed
+    missing = [v.name for v in latents if v.name not in draws]
+    if missing:
+        raise PPLError(Diagnostic(f"the draws have no `{missing[0]}`, a latent of {ir.filename}",
+                                  hint="use the fit of this model (pplc run writes every latent)"))
+    bound = data_lib.as_bound(ir, data, allow_missing=True)
+    sizes = bound.sizes
+    lead, flat = _flat_draws(latents, draws, sizes)
+    n_draws = int(np.prod(lead))
     arrays = dict(bound.arrays)
     have = {v.name for v in observed if v.name in arrays}
     for v in observed:  # placeholders, so that no site is sampled
         arrays.setdefault(v.name, np.zeros([sizes[d] for d in v.phys], data_lib.DTYPES[v.dtype]))
-    masks = {d: np.ones(sizes[d], bool) for d in ir.sharded_dims}
-    kinds = {v.name: KINDS.get(v.support, "means") for v in observed}
+    kinds = {v.name: SUPPORTS[Support(v.support)].predict_kind for v in observed}
 
     def shape_of(v):
-        classes = []
-        if v.support == "categorical":
-            params = dict(v.dist.params)
-            classes = [sizes[(params.get("logits") or params.get("probs")).axes.item[-1]]]
+        classes = [sizes[v.support_check.classes_dim]] if v.support == Support.CATEGORICAL else []
         return tuple(sizes[d] for d in v.phys), tuple(classes)
 
     shapes = {v.name: shape_of(v) for v in observed}
@@ -120,7 +133,7 @@ def predict(model, draws: dict, data, per_draw: bool = False, chunk: int | None 
 
     def evaluate(values, weights, data, state):
         """Per-draw predictives of a chunk of draws, summed (with `weights`: 0 for padding) into `state`."""
-        jd = model.module.make_model(data, sizes, masks, [])
+        jd = program.unsharded_model(data, sizes)
         names = jd.dtype._fields
         value = [values[n] if n in values else data[n] for n in names]
         dists, _ = jd.sample_distributions(seed=jax.random.PRNGKey(0), value=value)
@@ -130,9 +143,9 @@ def predict(model, draws: dict, data, per_draw: bool = False, chunk: int | None 
             shape, classes = shapes[v.name]
             inner = _unwrap(dists[v.name])
             b = (weights.shape[0],)
-            if v.support == "categorical":
+            if v.support == Support.CATEGORICAL:
                 pred = jnp.broadcast_to(inner.probs_parameter(), b + shape + classes)
-            elif v.support == "binary":
+            elif v.support == Support.BINARY:
                 pred = jnp.broadcast_to(inner.probs_parameter(), b + shape)
             else:
                 pred = jnp.broadcast_to(inner.mean(), b + shape)
@@ -148,12 +161,7 @@ def predict(model, draws: dict, data, per_draw: bool = False, chunk: int | None 
                 m = jnp.maximum(s["ll_max"], jnp.max(ll, axis=0))
                 s["ll_sum"] = s["ll_sum"] * jnp.exp(s["ll_max"] - m) + jnp.sum(jnp.exp(ll - m), axis=0)
                 s["ll_max"] = m
-                if v.support == "categorical":
-                    hit = jnp.argmax(pred, axis=-1) == y
-                elif v.support == "binary":
-                    hit = (pred > 0.5) == (y > 0)
-                else:
-                    hit = None
+                hit = _hits(v.support, pred, y, jnp)
                 if hit is not None:
                     out[v.name + "/accuracy"] = jnp.mean(hit.reshape(b + (-1,)), axis=-1)
             new[v.name] = s
@@ -181,20 +189,19 @@ def predict(model, draws: dict, data, per_draw: bool = False, chunk: int | None 
     metrics, per = {}, {}
     for v in observed:
         if per_draw:
-            per[v.name] = joined[v.name].reshape(tuple(lead) + joined[v.name].shape[1:])
+            per[v.name] = joined[v.name].reshape(lead + joined[v.name].shape[1:])
         if v.name not in have:
             continue
         s = state[v.name]
         lppd = np.log(np.asarray(s["ll_sum"], np.float64) / n_draws) + np.asarray(s["ll_max"], np.float64)
         met = {"lppd": float(lppd.sum()), "lppd_mean": float(lppd.mean())}
         y = np.asarray(arrays[v.name])
-        if v.support == "categorical":
-            met["bma_accuracy"] = float(np.mean(np.argmax(mean[v.name], axis=-1) == y))
-        elif v.support == "binary":
-            met["bma_accuracy"] = float(np.mean((mean[v.name] > 0.5) == (y > 0)))
-        if "bma_accuracy" in met:
+        hit = _hits(v.support, mean[v.name], y)
+        if hit is not None:
+            met["bma_accuracy"] = float(np.mean(hit))
             acc = joined[v.name + "/accuracy"].reshape(lead)
             met["draw_accuracy"] = acc
             met["single_draw_accuracy"] = float(acc.mean())
         metrics[v.name] = met
-    return Prediction(mean, kinds, per if per_draw else None, metrics, tuple(int(n) for n in lead))
+    return Prediction(mean, kinds, per if per_draw else None, metrics, tuple(int(n) for n in lead),
+                      tuple(bound.warnings))

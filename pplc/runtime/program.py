@@ -1,7 +1,12 @@
-"""Load a generated program (Python source text) as a module."""
+"""The runtime's view of a compiled model: the checked IR and its generated program, loaded as a module."""
 from __future__ import annotations
 
 import types
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..compiler import ir as ir_lib
 
 
 def load_module(source: str, name: str = "pplc_generated") -> types.ModuleType:
@@ -14,8 +19,65 @@ def load_module(source: str, name: str = "pplc_generated") -> types.ModuleType:
 
 
 def module_name(filename: str) -> str:
+    """A module name for the program of `filename` (letters, digits and underscores)."""
     base = "".join(c if c.isalnum() else "_" for c in filename.rsplit("/", 1)[-1].rsplit(".", 1)[0])
     return f"pplc_{base}_{id(filename) % 10**6}" if base else "pplc_model"
 
 
-__all__ = ["load_module", "module_name"]
+@dataclass(frozen=True, eq=False)
+class Program:
+    """A compiled model as the runtime uses it: the checked IR (`ir`), the generated program's text
+    (`source`) and that program loaded (`module`), and the model's file name.
+
+    The generated module's `make_model(data, dims, masks, shard_axes)` gives the joint distribution; with
+    all-true masks and no shard axes it is the unsharded model on one device (`unsharded_model`)."""
+
+    ir: ir_lib.Model
+    source: str
+    filename: str
+    module: types.ModuleType = field(repr=False)
+
+    @classmethod
+    def from_source(cls, ir_model: ir_lib.Model, source: str, filename: str) -> "Program":
+        """Load the generated `source` of `ir_model` (compiled from `filename`)."""
+        return cls(ir_model, source, filename, load_module(source, module_name(filename)))
+
+    # ------------------------------------------------------------------ the model's variables
+    @property
+    def latents(self) -> list:
+        """The latent variables (IR), in model order."""
+        return self.ir.of_kind("latent")
+
+    @property
+    def latent_names(self) -> list[str]:
+        return [v.name for v in self.latents]
+
+    @property
+    def observed(self) -> list:
+        """The observed sites (IR), in model order."""
+        return self.ir.of_kind("observed")
+
+    @property
+    def outputs(self) -> list:
+        """What a run records beside the latents: deterministics and tracked values (IR), in model order."""
+        return self.ir.of_kind("deterministic", "track")
+
+    @property
+    def data_variables(self) -> list:
+        return self.ir.of_kind("data")
+
+    # ------------------------------------------------------------------ the joint distribution
+    def all_true_masks(self, sizes: dict) -> dict:
+        """Masks for the unsharded model: every item of every sharded dim is real."""
+        return {d: np.ones(sizes[d], bool) for d in self.ir.sharded_dims}
+
+    def unsharded_model(self, arrays: dict, sizes: dict):
+        """The joint distribution on one device: all the data, no padding, no shard axes."""
+        return self.module.make_model(arrays, sizes, self.all_true_masks(sizes), [])
+
+    def pinned(self, data: dict, dims: dict, masks: dict, axes):
+        """The joint distribution with the observed sites pinned to their data (sharded over `axes`, if any)."""
+        return self.module.make_model(data, dims, masks, axes).experimental_pin(**self.module.observed(data))
+
+
+__all__ = ["Program", "load_module", "module_name"]

@@ -5,6 +5,7 @@ device mesh: parts inside sharded plates are `tfed.Sharded` (their log-density i
 devices), padded items of sharded dims are masked out. Regenerate with `pplc compile`; run on its
 own with `python THIS_FILE.py --data DATA.npz --devices N`.
 """
+
 import jax
 import jax.numpy as jnp
 import tensorflow_probability.substrates.jax as tfp
@@ -15,14 +16,13 @@ tfd = tfp.distributions
 Root = tfed.JointDistributionCoroutine.Root
 
 # What the runtime needs to know: data (dtype, dims), dim sizes known now, stored layouts.
-DATA = {'y': ('real', ('schools',)), 'sigma': ('real', ('schools',))}
-DIMS = {'schools': None}
+DATA = {"y": ("real", ("schools",)), "sigma": ("real", ("schools",))}
+DIMS = {"schools": None}
 SHARDED_DIMS = ()
-LATENTS = {'mu': (), 'tau': (), 'theta_raw': ('schools',)}
-OBSERVED = {'y': ('schools',)}
-DETERMINISTICS = {'theta': ('schools',)}
+LATENTS = {"mu": (), "tau": (), "theta_raw": ("schools",)}
+OBSERVED = {"y": ("schools",)}
+DETERMINISTICS = {"theta": ("schools",)}
 TRACKS = {}
-SUPPORTS = {'y': 'real'}
 
 
 def real(x):
@@ -37,52 +37,39 @@ def make_model(data, dims, masks, shard_axes=()):
     data: arrays by .ppl name (sharded dims hold this device's items); dims: sizes by dim name (sharded
     dims: this device's padded size); masks: for each sharded dim, which of this device's items are real;
     shard_axes: the mesh axes that sharded dims are split over ([] or () when not split)."""
-    sigma = data['sigma']
+    sigma = data["sigma"]
 
     @tfed.JointDistributionCoroutine
     def model():
         # eight_schools.ppl:5  mu ~ Normal(0, 5)
-        mu = yield Root(tfd.Normal(real(0.), real(5.), name='mu'))
+        mu = yield Root(tfd.Normal(real(0.0), real(5.0), name="mu"))
         # eight_schools.ppl:6  tau ~ HalfCauchy(0, 5)
-        tau = yield Root(tfd.HalfCauchy(real(0.), real(5.), name='tau'))
+        tau = yield Root(tfd.HalfCauchy(real(0.0), real(5.0), name="tau"))
         # eight_schools.ppl:9  theta_raw ~ Normal(0, 1)
         theta_raw = yield Root(
-            tfd.Sample(tfd.Normal(real(0.), real(1.)), [dims['schools']], name='theta_raw'))
+            tfd.Sample(tfd.Normal(real(0.0), real(1.0)), [dims["schools"]], name="theta_raw")
+        )
         # eight_schools.ppl:10  theta = mu + tau * theta_raw
         theta = mu[..., None] + tau[..., None] * theta_raw
         # eight_schools.ppl:11  y ~ Normal(theta, sigma)
-        yield tfd.Independent(tfd.Normal(theta, sigma), reinterpreted_batch_ndims=1, name='y')
+        yield tfd.Independent(tfd.Normal(theta, sigma), reinterpreted_batch_ndims=1, name="y")
 
     return model
 
 
 def observed(data):
     """The observed values, by name, laid out as the model's sites expect them."""
-    return {'y': data['y']}
+    return {"y": data["y"]}
 
 
 def derived(values, data, dims, masks, shard_axes=()):
     """Deterministic and tracked quantities for latent `values` (by name; leading dims are chains)."""
-    mu = values['mu']
-    tau = values['tau']
-    theta_raw = values['theta_raw']
+    mu = values["mu"]
+    tau = values["tau"]
+    theta_raw = values["theta_raw"]
     # eight_schools.ppl:10  theta = mu + tau * theta_raw
     theta = mu[..., None] + tau[..., None] * theta_raw
-    return {'theta': theta}
-
-
-def momentum_distribution(dims, chains, shard_axes=()):
-    """Momenta for preconditioned HMC, one standard normal per unconstrained latent element and chain.
-
-    Parts of sharded latents are `tfed.Sharded`: each device draws the momenta of its own items, and
-    their kinetic energy is summed across devices."""
-    return tfed.JointDistributionSequential([
-        tfd.Independent(tfd.Normal(jnp.zeros([chains]), 1.), reinterpreted_batch_ndims=0),  # mu
-        tfd.Independent(tfd.Normal(jnp.zeros([chains]), 1.), reinterpreted_batch_ndims=0),  # tau
-        tfd.Independent(
-            tfd.Normal(jnp.zeros([chains, dims['schools']]), 1.),
-            reinterpreted_batch_ndims=1),  # theta_raw
-    ])
+    return {"theta": theta}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -106,11 +93,14 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="fit.npz")
     args = ap.parse_args(argv)
-    jax.config.update("jax_num_cpu_devices", args.devices)
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    jax.config.update("jax_num_cpu_devices", args.devices)  # before JAX starts its backend
+    from jax.sharding import Mesh
+    from jax.sharding import PartitionSpec as P
+    from tensorflow_probability.substrates.jax.experimental.mcmc import preconditioning_utils
 
     if args.data.endswith(".json"):
-        raw = {k: np.asarray(v) for k, v in json.load(open(args.data)).items()}
+        with open(args.data) as f:
+            raw = {k: np.asarray(v) for k, v in json.load(f).items()}
     else:
         raw = dict(np.load(args.data, allow_pickle=False))
     sizes = {d: s for d, s in DIMS.items() if s is not None}
@@ -128,7 +118,8 @@ def main(argv=None):
         x = np.asarray(x)
         for axis, d in enumerate(shape):
             if d in padded:
-                x = np.pad(x, [(0, padded[d] - sizes[d]) if a == axis else (0, 0) for a in range(x.ndim)], mode="edge")
+                widths = [(0, padded[d] - sizes[d]) if a == axis else (0, 0) for a in range(x.ndim)]
+                x = np.pad(x, widths, mode="edge")
         return x
 
     def spec(shape, lead=0):
@@ -141,6 +132,9 @@ def main(argv=None):
     mesh = Mesh(np.array(jax.devices()[:ndev]), ("data",))
     axes = ["data"] if padded else []
     names = list(LATENTS)
+    # Sharded latents: each device draws its own items' momenta and the kinetic energy is summed across
+    # devices, so that every device makes the same accept decision (the seed's MovieLens study).
+    sharded = [axes if any(d in SHARDED_DIMS for d in LATENTS[n]) else None for n in names]
 
     def run(seed, data, masks):
         model = make_model(data, local, masks, axes)
@@ -152,27 +146,37 @@ def main(argv=None):
 
         def target(*parts):
             x = bijector.forward(type(z)(*parts))
-            return pinned.unnormalized_log_prob(x) + bijector.forward_log_det_jacobian(type(z)(*parts))
+            return pinned.unnormalized_log_prob(x) + bijector.forward_log_det_jacobian(
+                type(z)(*parts)
+            )
 
-        if any(d in SHARDED_DIMS for shape in LATENTS.values() for d in shape):
-            # Sharded latents: each device draws its own items' momenta and the kinetic energy is summed
-            # across devices, so that every device makes the same accept decision (the seed's MovieLens study).
+        if any(sharded):  # momenta as TFP's preconditioned samplers make them, Sharded parts
+            momentum = preconditioning_utils.make_momentum_distribution(
+                list(z), [args.chains], shard_axis_names=sharded
+            )
             kernel = tfp.experimental.mcmc.PreconditionedHamiltonianMonteCarlo(
-                target, args.step_size, args.leapfrog,
-                momentum_distribution=momentum_distribution(local, args.chains, axes))
+                target, args.step_size, args.leapfrog, momentum_distribution=momentum
+            )
         else:
             kernel = tfp.mcmc.HamiltonianMonteCarlo(target, args.step_size, args.leapfrog)
         kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(kernel, int(0.8 * args.warmup))
         draws, trace = tfp.mcmc.sample_chain(
-            args.draws, list(z), kernel=kernel, num_burnin_steps=args.warmup, seed=seed,
-            trace_fn=lambda _, r: (r.inner_results.accepted_results.target_log_prob,
-                                   r.inner_results.accepted_results.step_size))
+            args.draws,
+            list(z),
+            kernel=kernel,
+            num_burnin_steps=args.warmup,
+            seed=seed,
+            trace_fn=lambda _, r: (
+                r.inner_results.accepted_results.target_log_prob,
+                r.inner_results.accepted_results.step_size,
+            ),
+        )
         return list(bijector.forward(type(z)(*draws))), trace
 
     in_specs = (P(), {k: spec(s) for k, (t, s) in DATA.items()}, {d: P("data") for d in padded})
     out_specs = ([spec(LATENTS[n], lead=2) for n in names], (P(), P()))
-    spmd = jax.jit(jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False))
-    draws, (log_prob, step_size) = spmd(jax.random.PRNGKey(args.seed), data, masks)
+    spmd = jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+    draws, (log_prob, step_size) = jax.jit(spmd)(jax.random.PRNGKey(args.seed), data, masks)
     out = {}
     for n, x in zip(names, draws):
         x = np.swapaxes(np.asarray(x), 0, 1)  # [chains, draws, ...]

@@ -5,6 +5,7 @@ device mesh: parts inside sharded plates are `tfed.Sharded` (their log-density i
 devices), padded items of sharded dims are masked out. Regenerate with `pplc compile`; run on its
 own with `python THIS_FILE.py --data DATA.npz --devices N`.
 """
+
 import jax
 import jax.numpy as jnp
 import tensorflow_probability.substrates.jax as tfp
@@ -16,23 +17,25 @@ Root = tfed.JointDistributionCoroutine.Root
 
 # What the runtime needs to know: data (dtype, dims), dim sizes known now, stored layouts.
 DATA = {
-    'x': ('real', ('items', 'features')), 'counts': ('int', ('items',)),
-    'flags': ('bool', ('items', 'trials')), 'alpha': ('real', ('groups',)),
-    'group': ('int', ('items',))}
-DIMS = {'items': None, 'features': None, 'trials': None, 'groups': 3}
-SHARDED_DIMS = ('items',)
+    "x": ("real", ("items", "features")),
+    "counts": ("int", ("items",)),
+    "flags": ("bool", ("items", "trials")),
+    "alpha": ("real", ("groups",)),
+    "group": ("int", ("items",)),
+}
+DIMS = {"items": None, "features": None, "trials": None, "groups": 3}
+SHARDED_DIMS = ("items",)
 LATENTS = {
-    'weights': ('groups',), 'rate': (), 'p': (), 'nu': (), 'coef': ('features',),
-    'shift': ('items',)}
-OBSERVED = {'group': ('items',), 'counts': ('items',), 'flags': ('items', 'trials')}
+    "weights": ("groups",),
+    "rate": (),
+    "p": (),
+    "nu": (),
+    "coef": ("features",),
+    "shift": ("items",),
+}
+OBSERVED = {"group": ("items",), "counts": ("items",), "flags": ("items", "trials")}
 DETERMINISTICS = {}
-TRACKS = {'total_rate': ()}
-SUPPORTS = {'group': 'categorical', 'counts': 'count', 'flags': 'binary'}
-
-
-def pad_value_zero(d):
-    """What tfd.Masked puts at padded items: 0, in the support (TFP's default draws a sample at every call)."""
-    return jnp.zeros([], d.dtype)
+TRACKS = {"total_rate": ()}
 
 
 def real(x):
@@ -41,14 +44,19 @@ def real(x):
     return jnp.asarray(x, jnp.result_type(float))
 
 
-def sharded_max(x, mask, axis, shard_axes):
-    """Max over a dim split across devices, padded items left out."""
-    return distribute_lib.pmax(jnp.max(jnp.where(mask, x, -jnp.inf), axis=axis), shard_axes)
+def pad_value_zero(d):
+    """What tfd.Masked puts at padded items: 0, in the support (TFP's default draws a sample at every call)."""
+    return jnp.zeros([], d.dtype)
 
 
 def sharded_sum(x, mask, axis, shard_axes):
     """Sum over a dim split across devices: this device's real (unpadded) items, then over devices."""
     return distribute_lib.psum(jnp.sum(jnp.where(mask, x, 0), axis=axis), shard_axes)
+
+
+def sharded_max(x, mask, axis, shard_axes):
+    """Max over a dim split across devices, padded items left out."""
+    return distribute_lib.pmax(jnp.max(jnp.where(mask, x, -jnp.inf), axis=axis), shard_axes)
 
 
 def make_model(data, dims, masks, shard_axes=()):
@@ -57,109 +65,123 @@ def make_model(data, dims, masks, shard_axes=()):
     data: arrays by .ppl name (sharded dims hold this device's items); dims: sizes by dim name (sharded
     dims: this device's padded size); masks: for each sharded dim, which of this device's items are real;
     shard_axes: the mesh axes that sharded dims are split over ([] or () when not split)."""
-    x = data['x']
-    alpha = data['alpha']
+    x = data["x"]
+    alpha = data["alpha"]
     # mixture_of_supports.ppl:14  x_scaled = x / (1 + max(abs(x)))
-    x_scaled = x / (
-        1 + sharded_max(jnp.abs(x), masks['items'][:, None], (-2, -1), shard_axes))[..., None, None]
+    x_scaled = (
+        x
+        / (1 + sharded_max(jnp.abs(x), masks["items"][:, None], (-2, -1), shard_axes))[
+            ..., None, None
+        ]
+    )
 
     @tfed.JointDistributionCoroutine
     def model():
         # mixture_of_supports.ppl:9  weights ~ Dirichlet(alpha)
-        weights = yield Root(tfd.Dirichlet(alpha, name='weights'))
+        weights = yield Root(tfd.Dirichlet(alpha, name="weights"))
         # mixture_of_supports.ppl:10  rate ~ Gamma(2, 1)
-        rate = yield Root(tfd.Gamma(real(2.), real(1.), name='rate'))
+        rate = yield Root(tfd.Gamma(real(2.0), real(1.0), name="rate"))
         # mixture_of_supports.ppl:11  p ~ Beta(2, 2)
-        p = yield Root(tfd.Beta(real(2.), real(2.), name='p'))
+        p = yield Root(tfd.Beta(real(2.0), real(2.0), name="p"))
         # mixture_of_supports.ppl:12  nu ~ LogNormal(1, 0.5)
-        nu = yield Root(tfd.LogNormal(real(1.), real(0.5), name='nu'))
+        nu = yield Root(tfd.LogNormal(real(1.0), real(0.5), name="nu"))
         # mixture_of_supports.ppl:13  coef: real[features] ~ StudentT(nu, 0, 1)
-        coef = yield tfd.Sample(tfd.StudentT(nu, 0., 1.), [dims['features']], name='coef')
+        coef = yield tfd.Sample(tfd.StudentT(nu, 0.0, 1.0), [dims["features"]], name="coef")
         # mixture_of_supports.ppl:17  shift ~ Normal(0, 1)
         shift = yield Root(
             tfed.Sharded(
                 tfd.Independent(
                     tfd.Masked(
-                        tfd.BatchBroadcast(tfd.Normal(real(0.), real(1.)), [dims['items']]),
-                        masks['items'], safe_sample_fn=pad_value_zero),
-                    reinterpreted_batch_ndims=1),
-                shard_axis_name=shard_axes, name='shift'))
+                        tfd.BatchBroadcast(tfd.Normal(real(0.0), real(1.0)), [dims["items"]]),
+                        masks["items"],
+                        safe_sample_fn=pad_value_zero,
+                    ),
+                    reinterpreted_batch_ndims=1,
+                ),
+                shard_axis_name=shard_axes,
+                name="shift",
+            )
+        )
         # mixture_of_supports.ppl:18  group ~ Categorical(probs = weights)
         yield tfed.Sharded(
             tfd.Independent(
                 tfd.Masked(
                     tfd.BatchBroadcast(
-                        tfd.Categorical(probs=weights[..., None, :]), [dims['items']]),
-                    masks['items'], safe_sample_fn=pad_value_zero),
-                reinterpreted_batch_ndims=1),
-            shard_axis_name=shard_axes, name='group')
+                        tfd.Categorical(probs=weights[..., None, :]), [dims["items"]]
+                    ),
+                    masks["items"],
+                    safe_sample_fn=pad_value_zero,
+                ),
+                reinterpreted_batch_ndims=1,
+            ),
+            shard_axis_name=shard_axes,
+            name="group",
+        )
         # mixture_of_supports.ppl:19  counts ~ Poisson(log_rate = log(rate) + x_scaled @ coef + shift)
         yield tfed.Sharded(
             tfd.Independent(
                 tfd.Masked(
                     tfd.Poisson(
                         log_rate=jnp.log(rate)[..., None]
-                        + jnp.einsum('...if,...f->...i', x_scaled, coef) + shift),
-                    masks['items'], safe_sample_fn=pad_value_zero),
-                reinterpreted_batch_ndims=1),
-            shard_axis_name=shard_axes, name='counts')
+                        + jnp.einsum("...if,...f->...i", x_scaled, coef)
+                        + shift
+                    ),
+                    masks["items"],
+                    safe_sample_fn=pad_value_zero,
+                ),
+                reinterpreted_batch_ndims=1,
+            ),
+            shard_axis_name=shard_axes,
+            name="counts",
+        )
         # mixture_of_supports.ppl:21  flags ~ Bernoulli(probs = p)
         yield tfed.Sharded(
             tfd.Independent(
                 tfd.Masked(
                     tfd.BatchBroadcast(
-                        tfd.Bernoulli(probs=p[..., None, None]), [dims['items'], dims['trials']]),
-                    masks['items'][:, None], safe_sample_fn=pad_value_zero),
-                reinterpreted_batch_ndims=2),
-            shard_axis_name=shard_axes, name='flags')
+                        tfd.Bernoulli(probs=p[..., None, None]), [dims["items"], dims["trials"]]
+                    ),
+                    masks["items"][:, None],
+                    safe_sample_fn=pad_value_zero,
+                ),
+                reinterpreted_batch_ndims=2,
+            ),
+            shard_axis_name=shard_axes,
+            name="flags",
+        )
 
     return model
 
 
 def observed(data):
     """The observed values, by name, laid out as the model's sites expect them."""
-    return {'group': data['group'], 'counts': data['counts'], 'flags': data['flags']}
+    return {"group": data["group"], "counts": data["counts"], "flags": data["flags"]}
 
 
 def derived(values, data, dims, masks, shard_axes=()):
     """Deterministic and tracked quantities for latent `values` (by name; leading dims are chains)."""
-    x = data['x']
-    weights = values['weights']
-    rate = values['rate']
-    p = values['p']
-    nu = values['nu']
-    coef = values['coef']
-    shift = values['shift']
+    x = data["x"]
+    weights = values["weights"]
+    rate = values["rate"]
+    p = values["p"]
+    nu = values["nu"]
+    coef = values["coef"]
+    shift = values["shift"]
     # mixture_of_supports.ppl:14  x_scaled = x / (1 + max(abs(x)))
-    x_scaled = x / (
-        1 + sharded_max(jnp.abs(x), masks['items'][:, None], (-2, -1), shard_axes))[..., None, None]
+    x_scaled = (
+        x
+        / (1 + sharded_max(jnp.abs(x), masks["items"][:, None], (-2, -1), shard_axes))[
+            ..., None, None
+        ]
+    )
     # mixture_of_supports.ppl:25  track total_rate = sum(exp(log(rate) + x_scaled @ coef))
     total_rate = sharded_sum(
-        jnp.exp(jnp.log(rate)[..., None] + jnp.einsum('...if,...f->...i', x_scaled, coef)),
-        masks['items'], -1, shard_axes)
-    return {'total_rate': total_rate}
-
-
-def momentum_distribution(dims, chains, shard_axes=()):
-    """Momenta for preconditioned HMC, one standard normal per unconstrained latent element and chain.
-
-    Parts of sharded latents are `tfed.Sharded`: each device draws the momenta of its own items, and
-    their kinetic energy is summed across devices."""
-    return tfed.JointDistributionSequential([
-        tfd.Independent(
-            tfd.Normal(jnp.zeros([chains, dims['groups'] - 1]), 1.),
-            reinterpreted_batch_ndims=1),  # weights
-        tfd.Independent(tfd.Normal(jnp.zeros([chains]), 1.), reinterpreted_batch_ndims=0),  # rate
-        tfd.Independent(tfd.Normal(jnp.zeros([chains]), 1.), reinterpreted_batch_ndims=0),  # p
-        tfd.Independent(tfd.Normal(jnp.zeros([chains]), 1.), reinterpreted_batch_ndims=0),  # nu
-        tfd.Independent(
-            tfd.Normal(jnp.zeros([chains, dims['features']]), 1.),
-            reinterpreted_batch_ndims=1),  # coef
-        tfed.Sharded(
-            tfd.Independent(
-                tfd.Normal(jnp.zeros([chains, dims['items']]), 1.), reinterpreted_batch_ndims=1),
-            shard_axis_name=shard_axes),  # shift
-    ])
+        jnp.exp(jnp.log(rate)[..., None] + jnp.einsum("...if,...f->...i", x_scaled, coef)),
+        masks["items"],
+        -1,
+        shard_axes,
+    )
+    return {"total_rate": total_rate}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -183,11 +205,14 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="fit.npz")
     args = ap.parse_args(argv)
-    jax.config.update("jax_num_cpu_devices", args.devices)
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    jax.config.update("jax_num_cpu_devices", args.devices)  # before JAX starts its backend
+    from jax.sharding import Mesh
+    from jax.sharding import PartitionSpec as P
+    from tensorflow_probability.substrates.jax.experimental.mcmc import preconditioning_utils
 
     if args.data.endswith(".json"):
-        raw = {k: np.asarray(v) for k, v in json.load(open(args.data)).items()}
+        with open(args.data) as f:
+            raw = {k: np.asarray(v) for k, v in json.load(f).items()}
     else:
         raw = dict(np.load(args.data, allow_pickle=False))
     sizes = {d: s for d, s in DIMS.items() if s is not None}
@@ -205,7 +230,8 @@ def main(argv=None):
         x = np.asarray(x)
         for axis, d in enumerate(shape):
             if d in padded:
-                x = np.pad(x, [(0, padded[d] - sizes[d]) if a == axis else (0, 0) for a in range(x.ndim)], mode="edge")
+                widths = [(0, padded[d] - sizes[d]) if a == axis else (0, 0) for a in range(x.ndim)]
+                x = np.pad(x, widths, mode="edge")
         return x
 
     def spec(shape, lead=0):
@@ -218,6 +244,9 @@ def main(argv=None):
     mesh = Mesh(np.array(jax.devices()[:ndev]), ("data",))
     axes = ["data"] if padded else []
     names = list(LATENTS)
+    # Sharded latents: each device draws its own items' momenta and the kinetic energy is summed across
+    # devices, so that every device makes the same accept decision (the seed's MovieLens study).
+    sharded = [axes if any(d in SHARDED_DIMS for d in LATENTS[n]) else None for n in names]
 
     def run(seed, data, masks):
         model = make_model(data, local, masks, axes)
@@ -229,27 +258,37 @@ def main(argv=None):
 
         def target(*parts):
             x = bijector.forward(type(z)(*parts))
-            return pinned.unnormalized_log_prob(x) + bijector.forward_log_det_jacobian(type(z)(*parts))
+            return pinned.unnormalized_log_prob(x) + bijector.forward_log_det_jacobian(
+                type(z)(*parts)
+            )
 
-        if any(d in SHARDED_DIMS for shape in LATENTS.values() for d in shape):
-            # Sharded latents: each device draws its own items' momenta and the kinetic energy is summed
-            # across devices, so that every device makes the same accept decision (the seed's MovieLens study).
+        if any(sharded):  # momenta as TFP's preconditioned samplers make them, Sharded parts
+            momentum = preconditioning_utils.make_momentum_distribution(
+                list(z), [args.chains], shard_axis_names=sharded
+            )
             kernel = tfp.experimental.mcmc.PreconditionedHamiltonianMonteCarlo(
-                target, args.step_size, args.leapfrog,
-                momentum_distribution=momentum_distribution(local, args.chains, axes))
+                target, args.step_size, args.leapfrog, momentum_distribution=momentum
+            )
         else:
             kernel = tfp.mcmc.HamiltonianMonteCarlo(target, args.step_size, args.leapfrog)
         kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(kernel, int(0.8 * args.warmup))
         draws, trace = tfp.mcmc.sample_chain(
-            args.draws, list(z), kernel=kernel, num_burnin_steps=args.warmup, seed=seed,
-            trace_fn=lambda _, r: (r.inner_results.accepted_results.target_log_prob,
-                                   r.inner_results.accepted_results.step_size))
+            args.draws,
+            list(z),
+            kernel=kernel,
+            num_burnin_steps=args.warmup,
+            seed=seed,
+            trace_fn=lambda _, r: (
+                r.inner_results.accepted_results.target_log_prob,
+                r.inner_results.accepted_results.step_size,
+            ),
+        )
         return list(bijector.forward(type(z)(*draws))), trace
 
     in_specs = (P(), {k: spec(s) for k, (t, s) in DATA.items()}, {d: P("data") for d in padded})
     out_specs = ([spec(LATENTS[n], lead=2) for n in names], (P(), P()))
-    spmd = jax.jit(jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False))
-    draws, (log_prob, step_size) = spmd(jax.random.PRNGKey(args.seed), data, masks)
+    spmd = jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+    draws, (log_prob, step_size) = jax.jit(spmd)(jax.random.PRNGKey(args.seed), data, masks)
     out = {}
     for n, x in zip(names, draws):
         x = np.swapaxes(np.asarray(x), 0, 1)  # [chains, draws, ...]

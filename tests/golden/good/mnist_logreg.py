@@ -5,6 +5,7 @@ device mesh: parts inside sharded plates are `tfed.Sharded` (their log-density i
 devices), padded items of sharded dims are masked out. Regenerate with `pplc compile`; run on its
 own with `python THIS_FILE.py --data DATA.npz --devices N`.
 """
+
 import jax
 import jax.numpy as jnp
 import tensorflow_probability.substrates.jax as tfp
@@ -15,25 +16,24 @@ tfd = tfp.distributions
 Root = tfed.JointDistributionCoroutine.Root
 
 # What the runtime needs to know: data (dtype, dims), dim sizes known now, stored layouts.
-DATA = {'images': ('real', ('examples', 'pixels')), 'labels': ('int', ('examples',))}
-DIMS = {'examples': None, 'pixels': None, 'classes': 10}
-SHARDED_DIMS = ('examples',)
-LATENTS = {'w': ('pixels', 'classes'), 'b': ('classes',)}
-OBSERVED = {'labels': ('examples',)}
+DATA = {"images": ("real", ("examples", "pixels")), "labels": ("int", ("examples",))}
+DIMS = {"examples": None, "pixels": None, "classes": 10}
+SHARDED_DIMS = ("examples",)
+LATENTS = {"w": ("pixels", "classes"), "b": ("classes",)}
+OBSERVED = {"labels": ("examples",)}
 DETERMINISTICS = {}
-TRACKS = {'accuracy': ()}
-SUPPORTS = {'labels': 'categorical'}
-
-
-def pad_value_zero(d):
-    """What tfd.Masked puts at padded items: 0, in the support (TFP's default draws a sample at every call)."""
-    return jnp.zeros([], d.dtype)
+TRACKS = {"accuracy": ()}
 
 
 def real(x):
     """A literal parameter as an array of the run's real dtype: float32, or float64 under jax_enable_x64 (TFP
     would make a distribution of Python numbers float32 either way)."""
     return jnp.asarray(x, jnp.result_type(float))
+
+
+def pad_value_zero(d):
+    """What tfd.Masked puts at padded items: 0, in the support (TFP's default draws a sample at every call)."""
+    return jnp.zeros([], d.dtype)
 
 
 def sharded_mean(x, mask, axis, shard_axes, n_other=1):
@@ -48,59 +48,57 @@ def make_model(data, dims, masks, shard_axes=()):
     data: arrays by .ppl name (sharded dims hold this device's items); dims: sizes by dim name (sharded
     dims: this device's padded size); masks: for each sharded dim, which of this device's items are real;
     shard_axes: the mesh axes that sharded dims are split over ([] or () when not split)."""
-    images = data['images']
+    images = data["images"]
 
     @tfed.JointDistributionCoroutine
     def model():
         # mnist_logreg.ppl:6  w: real[pixels, classes] ~ Normal(0, 1)
         w = yield Root(
-            tfd.Sample(tfd.Normal(real(0.), real(1.)), [dims['pixels'], dims['classes']], name='w'))
+            tfd.Sample(
+                tfd.Normal(real(0.0), real(1.0)), [dims["pixels"], dims["classes"]], name="w"
+            )
+        )
         # mnist_logreg.ppl:7  b: real[classes] ~ Normal(0, 1)
-        b = yield Root(tfd.Sample(tfd.Normal(real(0.), real(1.)), [dims['classes']], name='b'))
+        b = yield Root(tfd.Sample(tfd.Normal(real(0.0), real(1.0)), [dims["classes"]], name="b"))
         # mnist_logreg.ppl:10  labels ~ Categorical(logits = images @ w + b)
         yield tfed.Sharded(
             tfd.Independent(
                 tfd.Masked(
                     tfd.Categorical(
-                        logits=jnp.einsum('...ep,...pc->...ec', images, w) + b[..., None, :]),
-                    masks['examples'], safe_sample_fn=pad_value_zero),
-                reinterpreted_batch_ndims=1),
-            shard_axis_name=shard_axes, name='labels')
+                        logits=jnp.einsum("...ep,...pc->...ec", images, w) + b[..., None, :]
+                    ),
+                    masks["examples"],
+                    safe_sample_fn=pad_value_zero,
+                ),
+                reinterpreted_batch_ndims=1,
+            ),
+            shard_axis_name=shard_axes,
+            name="labels",
+        )
 
     return model
 
 
 def observed(data):
     """The observed values, by name, laid out as the model's sites expect them."""
-    return {'labels': data['labels']}
+    return {"labels": data["labels"]}
 
 
 def derived(values, data, dims, masks, shard_axes=()):
     """Deterministic and tracked quantities for latent `values` (by name; leading dims are chains)."""
-    images = data['images']
-    labels = data['labels']
-    w = values['w']
-    b = values['b']
+    images = data["images"]
+    labels = data["labels"]
+    w = values["w"]
+    b = values["b"]
     # mnist_logreg.ppl:13  track accuracy = mean(argmax(images @ w + b) == labels)
     accuracy = sharded_mean(
-        jnp.argmax(jnp.einsum('...ep,...pc->...ec', images, w) + b[..., None, :], axis=-1)
+        jnp.argmax(jnp.einsum("...ep,...pc->...ec", images, w) + b[..., None, :], axis=-1)
         == labels,
-        masks['examples'], -1, shard_axes)
-    return {'accuracy': accuracy}
-
-
-def momentum_distribution(dims, chains, shard_axes=()):
-    """Momenta for preconditioned HMC, one standard normal per unconstrained latent element and chain.
-
-    Parts of sharded latents are `tfed.Sharded`: each device draws the momenta of its own items, and
-    their kinetic energy is summed across devices."""
-    return tfed.JointDistributionSequential([
-        tfd.Independent(
-            tfd.Normal(jnp.zeros([chains, dims['pixels'], dims['classes']]), 1.),
-            reinterpreted_batch_ndims=2),  # w
-        tfd.Independent(
-            tfd.Normal(jnp.zeros([chains, dims['classes']]), 1.), reinterpreted_batch_ndims=1),  # b
-    ])
+        masks["examples"],
+        -1,
+        shard_axes,
+    )
+    return {"accuracy": accuracy}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -124,11 +122,14 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="fit.npz")
     args = ap.parse_args(argv)
-    jax.config.update("jax_num_cpu_devices", args.devices)
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    jax.config.update("jax_num_cpu_devices", args.devices)  # before JAX starts its backend
+    from jax.sharding import Mesh
+    from jax.sharding import PartitionSpec as P
+    from tensorflow_probability.substrates.jax.experimental.mcmc import preconditioning_utils
 
     if args.data.endswith(".json"):
-        raw = {k: np.asarray(v) for k, v in json.load(open(args.data)).items()}
+        with open(args.data) as f:
+            raw = {k: np.asarray(v) for k, v in json.load(f).items()}
     else:
         raw = dict(np.load(args.data, allow_pickle=False))
     sizes = {d: s for d, s in DIMS.items() if s is not None}
@@ -146,7 +147,8 @@ def main(argv=None):
         x = np.asarray(x)
         for axis, d in enumerate(shape):
             if d in padded:
-                x = np.pad(x, [(0, padded[d] - sizes[d]) if a == axis else (0, 0) for a in range(x.ndim)], mode="edge")
+                widths = [(0, padded[d] - sizes[d]) if a == axis else (0, 0) for a in range(x.ndim)]
+                x = np.pad(x, widths, mode="edge")
         return x
 
     def spec(shape, lead=0):
@@ -159,6 +161,9 @@ def main(argv=None):
     mesh = Mesh(np.array(jax.devices()[:ndev]), ("data",))
     axes = ["data"] if padded else []
     names = list(LATENTS)
+    # Sharded latents: each device draws its own items' momenta and the kinetic energy is summed across
+    # devices, so that every device makes the same accept decision (the seed's MovieLens study).
+    sharded = [axes if any(d in SHARDED_DIMS for d in LATENTS[n]) else None for n in names]
 
     def run(seed, data, masks):
         model = make_model(data, local, masks, axes)
@@ -170,27 +175,37 @@ def main(argv=None):
 
         def target(*parts):
             x = bijector.forward(type(z)(*parts))
-            return pinned.unnormalized_log_prob(x) + bijector.forward_log_det_jacobian(type(z)(*parts))
+            return pinned.unnormalized_log_prob(x) + bijector.forward_log_det_jacobian(
+                type(z)(*parts)
+            )
 
-        if any(d in SHARDED_DIMS for shape in LATENTS.values() for d in shape):
-            # Sharded latents: each device draws its own items' momenta and the kinetic energy is summed
-            # across devices, so that every device makes the same accept decision (the seed's MovieLens study).
+        if any(sharded):  # momenta as TFP's preconditioned samplers make them, Sharded parts
+            momentum = preconditioning_utils.make_momentum_distribution(
+                list(z), [args.chains], shard_axis_names=sharded
+            )
             kernel = tfp.experimental.mcmc.PreconditionedHamiltonianMonteCarlo(
-                target, args.step_size, args.leapfrog,
-                momentum_distribution=momentum_distribution(local, args.chains, axes))
+                target, args.step_size, args.leapfrog, momentum_distribution=momentum
+            )
         else:
             kernel = tfp.mcmc.HamiltonianMonteCarlo(target, args.step_size, args.leapfrog)
         kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(kernel, int(0.8 * args.warmup))
         draws, trace = tfp.mcmc.sample_chain(
-            args.draws, list(z), kernel=kernel, num_burnin_steps=args.warmup, seed=seed,
-            trace_fn=lambda _, r: (r.inner_results.accepted_results.target_log_prob,
-                                   r.inner_results.accepted_results.step_size))
+            args.draws,
+            list(z),
+            kernel=kernel,
+            num_burnin_steps=args.warmup,
+            seed=seed,
+            trace_fn=lambda _, r: (
+                r.inner_results.accepted_results.target_log_prob,
+                r.inner_results.accepted_results.step_size,
+            ),
+        )
         return list(bijector.forward(type(z)(*draws))), trace
 
     in_specs = (P(), {k: spec(s) for k, (t, s) in DATA.items()}, {d: P("data") for d in padded})
     out_specs = ([spec(LATENTS[n], lead=2) for n in names], (P(), P()))
-    spmd = jax.jit(jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False))
-    draws, (log_prob, step_size) = spmd(jax.random.PRNGKey(args.seed), data, masks)
+    spmd = jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+    draws, (log_prob, step_size) = jax.jit(spmd)(jax.random.PRNGKey(args.seed), data, masks)
     out = {}
     for n, x in zip(names, draws):
         x = np.swapaxes(np.asarray(x), 0, 1)  # [chains, draws, ...]

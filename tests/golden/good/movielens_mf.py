@@ -5,6 +5,7 @@ device mesh: parts inside sharded plates are `tfed.Sharded` (their log-density i
 devices), padded items of sharded dims are masked out. Regenerate with `pplc compile`; run on its
 own with `python THIS_FILE.py --data DATA.npz --devices N`.
 """
+
 import jax
 import jax.numpy as jnp
 import tensorflow_probability.substrates.jax as tfp
@@ -15,27 +16,29 @@ tfd = tfp.distributions
 Root = tfed.JointDistributionCoroutine.Root
 
 # What the runtime needs to know: data (dtype, dims), dim sizes known now, stored layouts.
-DATA = {'watched': ('bool', ('users', 'movies'))}
-DIMS = {'users': None, 'movies': None, 'dim': 20}
-SHARDED_DIMS = ('users',)
+DATA = {"watched": ("bool", ("users", "movies"))}
+DIMS = {"users": None, "movies": None, "dim": 20}
+SHARDED_DIMS = ("users",)
 LATENTS = {
-    'movie_embedding': ('movies', 'dim'), 'movie_bias': ('movies',),
-    'user_embedding': ('users', 'dim'), 'user_bias': ('users',)}
-OBSERVED = {'watched': ('users', 'movies')}
+    "movie_embedding": ("movies", "dim"),
+    "movie_bias": ("movies",),
+    "user_embedding": ("users", "dim"),
+    "user_bias": ("users",),
+}
+OBSERVED = {"watched": ("users", "movies")}
 DETERMINISTICS = {}
 TRACKS = {}
-SUPPORTS = {'watched': 'binary'}
-
-
-def pad_value_zero(d):
-    """What tfd.Masked puts at padded items: 0, in the support (TFP's default draws a sample at every call)."""
-    return jnp.zeros([], d.dtype)
 
 
 def real(x):
     """A literal parameter as an array of the run's real dtype: float32, or float64 under jax_enable_x64 (TFP
     would make a distribution of Python numbers float32 either way)."""
     return jnp.asarray(x, jnp.result_type(float))
+
+
+def pad_value_zero(d):
+    """What tfd.Masked puts at padded items: 0, in the support (TFP's default draws a sample at every call)."""
+    return jnp.zeros([], d.dtype)
 
 
 def make_model(data, dims, masks, shard_axes=()):
@@ -50,76 +53,76 @@ def make_model(data, dims, masks, shard_axes=()):
         # movielens_mf.ppl:5  movie_embedding: real[movies, dim] ~ Normal(0, 1)
         movie_embedding = yield Root(
             tfd.Sample(
-                tfd.Normal(real(0.), real(1.)), [dims['movies'], dims['dim']],
-                name='movie_embedding'))
+                tfd.Normal(real(0.0), real(1.0)),
+                [dims["movies"], dims["dim"]],
+                name="movie_embedding",
+            )
+        )
         # movielens_mf.ppl:6  movie_bias: real[movies] ~ Normal(0, 1)
         movie_bias = yield Root(
-            tfd.Sample(tfd.Normal(real(0.), real(1.)), [dims['movies']], name='movie_bias'))
+            tfd.Sample(tfd.Normal(real(0.0), real(1.0)), [dims["movies"]], name="movie_bias")
+        )
         # movielens_mf.ppl:9  user_embedding: real[dim] ~ Normal(0, 1)
         user_embedding = yield Root(
             tfed.Sharded(
                 tfd.Independent(
                     tfd.Masked(
                         tfd.BatchBroadcast(
-                            tfd.Normal(real(0.), real(1.)), [dims['users'], dims['dim']]),
-                        masks['users'][:, None], safe_sample_fn=pad_value_zero),
-                    reinterpreted_batch_ndims=2),
-                shard_axis_name=shard_axes, name='user_embedding'))
+                            tfd.Normal(real(0.0), real(1.0)), [dims["users"], dims["dim"]]
+                        ),
+                        masks["users"][:, None],
+                        safe_sample_fn=pad_value_zero,
+                    ),
+                    reinterpreted_batch_ndims=2,
+                ),
+                shard_axis_name=shard_axes,
+                name="user_embedding",
+            )
+        )
         # movielens_mf.ppl:10  user_bias ~ Normal(0, 1)
         user_bias = yield Root(
             tfed.Sharded(
                 tfd.Independent(
                     tfd.Masked(
-                        tfd.BatchBroadcast(tfd.Normal(real(0.), real(1.)), [dims['users']]),
-                        masks['users'], safe_sample_fn=pad_value_zero),
-                    reinterpreted_batch_ndims=1),
-                shard_axis_name=shard_axes, name='user_bias'))
+                        tfd.BatchBroadcast(tfd.Normal(real(0.0), real(1.0)), [dims["users"]]),
+                        masks["users"],
+                        safe_sample_fn=pad_value_zero,
+                    ),
+                    reinterpreted_batch_ndims=1,
+                ),
+                shard_axis_name=shard_axes,
+                name="user_bias",
+            )
+        )
         # movielens_mf.ppl:11  watched ~ Bernoulli(logits = movie_embedding @ user_embedding + user_bias + movie_bias)
         yield tfed.Sharded(
             tfd.Independent(
                 tfd.Masked(
                     tfd.Bernoulli(
-                        logits=jnp.einsum('...md,...ud->...um', movie_embedding, user_embedding)
-                        + user_bias[..., :, None] + movie_bias[..., None, :]),
-                    masks['users'][:, None], safe_sample_fn=pad_value_zero),
-                reinterpreted_batch_ndims=2),
-            shard_axis_name=shard_axes, name='watched')
+                        logits=jnp.einsum("...md,...ud->...um", movie_embedding, user_embedding)
+                        + user_bias[..., :, None]
+                        + movie_bias[..., None, :]
+                    ),
+                    masks["users"][:, None],
+                    safe_sample_fn=pad_value_zero,
+                ),
+                reinterpreted_batch_ndims=2,
+            ),
+            shard_axis_name=shard_axes,
+            name="watched",
+        )
 
     return model
 
 
 def observed(data):
     """The observed values, by name, laid out as the model's sites expect them."""
-    return {'watched': data['watched']}
+    return {"watched": data["watched"]}
 
 
 def derived(values, data, dims, masks, shard_axes=()):
     """Deterministic and tracked quantities for latent `values` (by name; leading dims are chains)."""
     return {}
-
-
-def momentum_distribution(dims, chains, shard_axes=()):
-    """Momenta for preconditioned HMC, one standard normal per unconstrained latent element and chain.
-
-    Parts of sharded latents are `tfed.Sharded`: each device draws the momenta of its own items, and
-    their kinetic energy is summed across devices."""
-    return tfed.JointDistributionSequential([
-        tfd.Independent(
-            tfd.Normal(jnp.zeros([chains, dims['movies'], dims['dim']]), 1.),
-            reinterpreted_batch_ndims=2),  # movie_embedding
-        tfd.Independent(
-            tfd.Normal(jnp.zeros([chains, dims['movies']]), 1.),
-            reinterpreted_batch_ndims=1),  # movie_bias
-        tfed.Sharded(
-            tfd.Independent(
-                tfd.Normal(jnp.zeros([chains, dims['users'], dims['dim']]), 1.),
-                reinterpreted_batch_ndims=2),
-            shard_axis_name=shard_axes),  # user_embedding
-        tfed.Sharded(
-            tfd.Independent(
-                tfd.Normal(jnp.zeros([chains, dims['users']]), 1.), reinterpreted_batch_ndims=1),
-            shard_axis_name=shard_axes),  # user_bias
-    ])
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -143,11 +146,14 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="fit.npz")
     args = ap.parse_args(argv)
-    jax.config.update("jax_num_cpu_devices", args.devices)
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    jax.config.update("jax_num_cpu_devices", args.devices)  # before JAX starts its backend
+    from jax.sharding import Mesh
+    from jax.sharding import PartitionSpec as P
+    from tensorflow_probability.substrates.jax.experimental.mcmc import preconditioning_utils
 
     if args.data.endswith(".json"):
-        raw = {k: np.asarray(v) for k, v in json.load(open(args.data)).items()}
+        with open(args.data) as f:
+            raw = {k: np.asarray(v) for k, v in json.load(f).items()}
     else:
         raw = dict(np.load(args.data, allow_pickle=False))
     sizes = {d: s for d, s in DIMS.items() if s is not None}
@@ -165,7 +171,8 @@ def main(argv=None):
         x = np.asarray(x)
         for axis, d in enumerate(shape):
             if d in padded:
-                x = np.pad(x, [(0, padded[d] - sizes[d]) if a == axis else (0, 0) for a in range(x.ndim)], mode="edge")
+                widths = [(0, padded[d] - sizes[d]) if a == axis else (0, 0) for a in range(x.ndim)]
+                x = np.pad(x, widths, mode="edge")
         return x
 
     def spec(shape, lead=0):
@@ -178,6 +185,9 @@ def main(argv=None):
     mesh = Mesh(np.array(jax.devices()[:ndev]), ("data",))
     axes = ["data"] if padded else []
     names = list(LATENTS)
+    # Sharded latents: each device draws its own items' momenta and the kinetic energy is summed across
+    # devices, so that every device makes the same accept decision (the seed's MovieLens study).
+    sharded = [axes if any(d in SHARDED_DIMS for d in LATENTS[n]) else None for n in names]
 
     def run(seed, data, masks):
         model = make_model(data, local, masks, axes)
@@ -189,27 +199,37 @@ def main(argv=None):
 
         def target(*parts):
             x = bijector.forward(type(z)(*parts))
-            return pinned.unnormalized_log_prob(x) + bijector.forward_log_det_jacobian(type(z)(*parts))
+            return pinned.unnormalized_log_prob(x) + bijector.forward_log_det_jacobian(
+                type(z)(*parts)
+            )
 
-        if any(d in SHARDED_DIMS for shape in LATENTS.values() for d in shape):
-            # Sharded latents: each device draws its own items' momenta and the kinetic energy is summed
-            # across devices, so that every device makes the same accept decision (the seed's MovieLens study).
+        if any(sharded):  # momenta as TFP's preconditioned samplers make them, Sharded parts
+            momentum = preconditioning_utils.make_momentum_distribution(
+                list(z), [args.chains], shard_axis_names=sharded
+            )
             kernel = tfp.experimental.mcmc.PreconditionedHamiltonianMonteCarlo(
-                target, args.step_size, args.leapfrog,
-                momentum_distribution=momentum_distribution(local, args.chains, axes))
+                target, args.step_size, args.leapfrog, momentum_distribution=momentum
+            )
         else:
             kernel = tfp.mcmc.HamiltonianMonteCarlo(target, args.step_size, args.leapfrog)
         kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(kernel, int(0.8 * args.warmup))
         draws, trace = tfp.mcmc.sample_chain(
-            args.draws, list(z), kernel=kernel, num_burnin_steps=args.warmup, seed=seed,
-            trace_fn=lambda _, r: (r.inner_results.accepted_results.target_log_prob,
-                                   r.inner_results.accepted_results.step_size))
+            args.draws,
+            list(z),
+            kernel=kernel,
+            num_burnin_steps=args.warmup,
+            seed=seed,
+            trace_fn=lambda _, r: (
+                r.inner_results.accepted_results.target_log_prob,
+                r.inner_results.accepted_results.step_size,
+            ),
+        )
         return list(bijector.forward(type(z)(*draws))), trace
 
     in_specs = (P(), {k: spec(s) for k, (t, s) in DATA.items()}, {d: P("data") for d in padded})
     out_specs = ([spec(LATENTS[n], lead=2) for n in names], (P(), P()))
-    spmd = jax.jit(jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False))
-    draws, (log_prob, step_size) = spmd(jax.random.PRNGKey(args.seed), data, masks)
+    spmd = jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+    draws, (log_prob, step_size) = jax.jit(spmd)(jax.random.PRNGKey(args.seed), data, masks)
     out = {}
     for n, x in zip(names, draws):
         x = np.swapaxes(np.asarray(x), 0, 1)  # [chains, draws, ...]

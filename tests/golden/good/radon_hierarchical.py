@@ -5,6 +5,7 @@ device mesh: parts inside sharded plates are `tfed.Sharded` (their log-density i
 devices), padded items of sharded dims are masked out. Regenerate with `pplc compile`; run on its
 own with `python THIS_FILE.py --data DATA.npz --devices N`.
 """
+
 import jax
 import jax.numpy as jnp
 import tensorflow_probability.substrates.jax as tfp
@@ -16,26 +17,28 @@ Root = tfed.JointDistributionCoroutine.Root
 
 # What the runtime needs to know: data (dtype, dims), dim sizes known now, stored layouts.
 DATA = {
-    'log_radon': ('real', ('households',)), 'floor': ('real', ('households',)),
-    'county': ('int', ('households',)), 'counties': ('int', ())}
-DIMS = {'households': None, 'counties': None}
-SHARDED_DIMS = ('households',)
-LATENTS = {'mu_alpha': (), 'sigma_alpha': (), 'beta': (), 'sigma_y': (), 'alpha_raw': ('counties',)}
-OBSERVED = {'log_radon': ('households',)}
-DETERMINISTICS = {'alpha': ('counties',)}
-TRACKS = {'mean_fitted': ()}
-SUPPORTS = {'log_radon': 'real'}
-
-
-def pad_value_zero(d):
-    """What tfd.Masked puts at padded items: 0, in the support (TFP's default draws a sample at every call)."""
-    return jnp.zeros([], d.dtype)
+    "log_radon": ("real", ("households",)),
+    "floor": ("real", ("households",)),
+    "county": ("int", ("households",)),
+    "counties": ("int", ()),
+}
+DIMS = {"households": None, "counties": None}
+SHARDED_DIMS = ("households",)
+LATENTS = {"mu_alpha": (), "sigma_alpha": (), "beta": (), "sigma_y": (), "alpha_raw": ("counties",)}
+OBSERVED = {"log_radon": ("households",)}
+DETERMINISTICS = {"alpha": ("counties",)}
+TRACKS = {"mean_fitted": ()}
 
 
 def real(x):
     """A literal parameter as an array of the run's real dtype: float32, or float64 under jax_enable_x64 (TFP
     would make a distribution of Python numbers float32 either way)."""
     return jnp.asarray(x, jnp.result_type(float))
+
+
+def pad_value_zero(d):
+    """What tfd.Masked puts at padded items: 0, in the support (TFP's default draws a sample at every call)."""
+    return jnp.zeros([], d.dtype)
 
 
 def sharded_mean(x, mask, axis, shard_axes, n_other=1):
@@ -50,22 +53,23 @@ def make_model(data, dims, masks, shard_axes=()):
     data: arrays by .ppl name (sharded dims hold this device's items); dims: sizes by dim name (sharded
     dims: this device's padded size); masks: for each sharded dim, which of this device's items are real;
     shard_axes: the mesh axes that sharded dims are split over ([] or () when not split)."""
-    floor = data['floor']
-    county = data['county']
+    floor = data["floor"]
+    county = data["county"]
 
     @tfed.JointDistributionCoroutine
     def model():
         # radon_hierarchical.ppl:7  mu_alpha ~ Normal(0, 10)
-        mu_alpha = yield Root(tfd.Normal(real(0.), real(10.), name='mu_alpha'))
+        mu_alpha = yield Root(tfd.Normal(real(0.0), real(10.0), name="mu_alpha"))
         # radon_hierarchical.ppl:8  sigma_alpha ~ HalfNormal(5)
-        sigma_alpha = yield Root(tfd.HalfNormal(real(5.), name='sigma_alpha'))
+        sigma_alpha = yield Root(tfd.HalfNormal(real(5.0), name="sigma_alpha"))
         # radon_hierarchical.ppl:9  beta ~ Normal(0, 1)
-        beta = yield Root(tfd.Normal(real(0.), real(1.), name='beta'))
+        beta = yield Root(tfd.Normal(real(0.0), real(1.0), name="beta"))
         # radon_hierarchical.ppl:10  sigma_y ~ Exponential(1)
-        sigma_y = yield Root(tfd.Exponential(real(1.), name='sigma_y'))
+        sigma_y = yield Root(tfd.Exponential(real(1.0), name="sigma_y"))
         # radon_hierarchical.ppl:13  alpha_raw ~ Normal(0, 1)
         alpha_raw = yield Root(
-            tfd.Sample(tfd.Normal(real(0.), real(1.)), [dims['counties']], name='alpha_raw'))
+            tfd.Sample(tfd.Normal(real(0.0), real(1.0)), [dims["counties"]], name="alpha_raw")
+        )
         # radon_hierarchical.ppl:15  alpha = mu_alpha + sigma_alpha * alpha_raw
         alpha = mu_alpha[..., None] + sigma_alpha[..., None] * alpha_raw
         # radon_hierarchical.ppl:18  log_radon ~ Normal(alpha[county] + beta * floor, sigma_y)
@@ -74,54 +78,44 @@ def make_model(data, dims, masks, shard_axes=()):
                 tfd.Masked(
                     tfd.Normal(
                         jnp.take(alpha, county, axis=-1) + beta[..., None] * floor,
-                        sigma_y[..., None]),
-                    masks['households'], safe_sample_fn=pad_value_zero),
-                reinterpreted_batch_ndims=1),
-            shard_axis_name=shard_axes, name='log_radon')
+                        sigma_y[..., None],
+                    ),
+                    masks["households"],
+                    safe_sample_fn=pad_value_zero,
+                ),
+                reinterpreted_batch_ndims=1,
+            ),
+            shard_axis_name=shard_axes,
+            name="log_radon",
+        )
 
     return model
 
 
 def observed(data):
     """The observed values, by name, laid out as the model's sites expect them."""
-    return {'log_radon': data['log_radon']}
+    return {"log_radon": data["log_radon"]}
 
 
 def derived(values, data, dims, masks, shard_axes=()):
     """Deterministic and tracked quantities for latent `values` (by name; leading dims are chains)."""
-    floor = data['floor']
-    county = data['county']
-    mu_alpha = values['mu_alpha']
-    sigma_alpha = values['sigma_alpha']
-    beta = values['beta']
-    sigma_y = values['sigma_y']
-    alpha_raw = values['alpha_raw']
+    floor = data["floor"]
+    county = data["county"]
+    mu_alpha = values["mu_alpha"]
+    sigma_alpha = values["sigma_alpha"]
+    beta = values["beta"]
+    sigma_y = values["sigma_y"]
+    alpha_raw = values["alpha_raw"]
     # radon_hierarchical.ppl:15  alpha = mu_alpha + sigma_alpha * alpha_raw
     alpha = mu_alpha[..., None] + sigma_alpha[..., None] * alpha_raw
     # radon_hierarchical.ppl:21  track mean_fitted = mean(alpha[county] + beta * floor)
     mean_fitted = sharded_mean(
-        jnp.take(alpha, county, axis=-1) + beta[..., None] * floor, masks['households'], -1,
-        shard_axes)
-    return {'alpha': alpha, 'mean_fitted': mean_fitted}
-
-
-def momentum_distribution(dims, chains, shard_axes=()):
-    """Momenta for preconditioned HMC, one standard normal per unconstrained latent element and chain.
-
-    Parts of sharded latents are `tfed.Sharded`: each device draws the momenta of its own items, and
-    their kinetic energy is summed across devices."""
-    return tfed.JointDistributionSequential([
-        tfd.Independent(
-            tfd.Normal(jnp.zeros([chains]), 1.), reinterpreted_batch_ndims=0),  # mu_alpha
-        tfd.Independent(
-            tfd.Normal(jnp.zeros([chains]), 1.), reinterpreted_batch_ndims=0),  # sigma_alpha
-        tfd.Independent(tfd.Normal(jnp.zeros([chains]), 1.), reinterpreted_batch_ndims=0),  # beta
-        tfd.Independent(
-            tfd.Normal(jnp.zeros([chains]), 1.), reinterpreted_batch_ndims=0),  # sigma_y
-        tfd.Independent(
-            tfd.Normal(jnp.zeros([chains, dims['counties']]), 1.),
-            reinterpreted_batch_ndims=1),  # alpha_raw
-    ])
+        jnp.take(alpha, county, axis=-1) + beta[..., None] * floor,
+        masks["households"],
+        -1,
+        shard_axes,
+    )
+    return {"alpha": alpha, "mean_fitted": mean_fitted}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -145,11 +139,14 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="fit.npz")
     args = ap.parse_args(argv)
-    jax.config.update("jax_num_cpu_devices", args.devices)
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    jax.config.update("jax_num_cpu_devices", args.devices)  # before JAX starts its backend
+    from jax.sharding import Mesh
+    from jax.sharding import PartitionSpec as P
+    from tensorflow_probability.substrates.jax.experimental.mcmc import preconditioning_utils
 
     if args.data.endswith(".json"):
-        raw = {k: np.asarray(v) for k, v in json.load(open(args.data)).items()}
+        with open(args.data) as f:
+            raw = {k: np.asarray(v) for k, v in json.load(f).items()}
     else:
         raw = dict(np.load(args.data, allow_pickle=False))
     sizes = {d: s for d, s in DIMS.items() if s is not None}
@@ -167,7 +164,8 @@ def main(argv=None):
         x = np.asarray(x)
         for axis, d in enumerate(shape):
             if d in padded:
-                x = np.pad(x, [(0, padded[d] - sizes[d]) if a == axis else (0, 0) for a in range(x.ndim)], mode="edge")
+                widths = [(0, padded[d] - sizes[d]) if a == axis else (0, 0) for a in range(x.ndim)]
+                x = np.pad(x, widths, mode="edge")
         return x
 
     def spec(shape, lead=0):
@@ -180,6 +178,9 @@ def main(argv=None):
     mesh = Mesh(np.array(jax.devices()[:ndev]), ("data",))
     axes = ["data"] if padded else []
     names = list(LATENTS)
+    # Sharded latents: each device draws its own items' momenta and the kinetic energy is summed across
+    # devices, so that every device makes the same accept decision (the seed's MovieLens study).
+    sharded = [axes if any(d in SHARDED_DIMS for d in LATENTS[n]) else None for n in names]
 
     def run(seed, data, masks):
         model = make_model(data, local, masks, axes)
@@ -191,27 +192,37 @@ def main(argv=None):
 
         def target(*parts):
             x = bijector.forward(type(z)(*parts))
-            return pinned.unnormalized_log_prob(x) + bijector.forward_log_det_jacobian(type(z)(*parts))
+            return pinned.unnormalized_log_prob(x) + bijector.forward_log_det_jacobian(
+                type(z)(*parts)
+            )
 
-        if any(d in SHARDED_DIMS for shape in LATENTS.values() for d in shape):
-            # Sharded latents: each device draws its own items' momenta and the kinetic energy is summed
-            # across devices, so that every device makes the same accept decision (the seed's MovieLens study).
+        if any(sharded):  # momenta as TFP's preconditioned samplers make them, Sharded parts
+            momentum = preconditioning_utils.make_momentum_distribution(
+                list(z), [args.chains], shard_axis_names=sharded
+            )
             kernel = tfp.experimental.mcmc.PreconditionedHamiltonianMonteCarlo(
-                target, args.step_size, args.leapfrog,
-                momentum_distribution=momentum_distribution(local, args.chains, axes))
+                target, args.step_size, args.leapfrog, momentum_distribution=momentum
+            )
         else:
             kernel = tfp.mcmc.HamiltonianMonteCarlo(target, args.step_size, args.leapfrog)
         kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(kernel, int(0.8 * args.warmup))
         draws, trace = tfp.mcmc.sample_chain(
-            args.draws, list(z), kernel=kernel, num_burnin_steps=args.warmup, seed=seed,
-            trace_fn=lambda _, r: (r.inner_results.accepted_results.target_log_prob,
-                                   r.inner_results.accepted_results.step_size))
+            args.draws,
+            list(z),
+            kernel=kernel,
+            num_burnin_steps=args.warmup,
+            seed=seed,
+            trace_fn=lambda _, r: (
+                r.inner_results.accepted_results.target_log_prob,
+                r.inner_results.accepted_results.step_size,
+            ),
+        )
         return list(bijector.forward(type(z)(*draws))), trace
 
     in_specs = (P(), {k: spec(s) for k, (t, s) in DATA.items()}, {d: P("data") for d in padded})
     out_specs = ([spec(LATENTS[n], lead=2) for n in names], (P(), P()))
-    spmd = jax.jit(jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False))
-    draws, (log_prob, step_size) = spmd(jax.random.PRNGKey(args.seed), data, masks)
+    spmd = jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+    draws, (log_prob, step_size) = jax.jit(spmd)(jax.random.PRNGKey(args.seed), data, masks)
     out = {}
     for n, x in zip(names, draws):
         x = np.swapaxes(np.asarray(x), 0, 1)  # [chains, draws, ...]

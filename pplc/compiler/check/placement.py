@@ -1,0 +1,76 @@
+"""Plates and placement: which dims are sharded across devices, and what can be placed on a mesh."""
+from __future__ import annotations
+
+from ...dsl import ast
+from ...dsl.diagnostics import did_you_mean
+from ...dsl.spans import Span
+from .. import ir
+from .base import Reported, sizes_a_dim
+
+
+class PlacementChecker:
+    """Opens plates, and keeps every value split across devices along one sharded dim at most."""
+
+    def _collect_plates(self, stmts, in_sharded=False):
+        """The dims of sharded plates, before any statement is checked: a dim is sharded everywhere or nowhere."""
+        for s in stmts:
+            if isinstance(s, ast.Plate):
+                # (a sharded plate in a sharded plate is reported in `_plate`, its dim left replicated)
+                if s.sharded and not in_sharded:
+                    self.sharded.setdefault(s.dim, s.dim_span)
+                self._collect_plates(s.body, in_sharded or s.sharded)
+
+    def _is_sharded(self, dim: str) -> bool:
+        return dim in self.sharded
+
+    def _check_one_sharded(self, axes: ir.Axes, span: Span, what: str):
+        sh = sorted({d for d in axes.all if self._is_sharded(d)})
+        if len(sh) > 1:
+            self.sink.error(f"{what} would have two sharded dims, `{sh[0]}` and `{sh[1]}`; a value can be split "
+                            "across devices along one dim only", span,
+                            hint="shard one of the plates only, or keep the two apart")
+            raise Reported
+
+    def _view(self, var: ir.Variable, ctx) -> ir.Axes:
+        cdims = [p.dim for p in ctx]
+        return ir.Axes(tuple(d for d in cdims if d in var.phys), tuple(d for d in var.phys if d not in cdims))
+
+    def _plate(self, s: ast.Plate, ctx):
+        bad = False
+        if s.dim in (p.dim for p in ctx):
+            outer = next(p for p in ctx if p.dim == s.dim)
+            self.sink.error(f"plate `{s.dim}` is already open here (at {outer.span})", s.dim_span,
+                            hint="a plate over a dim cannot be nested in a plate over the same dim")
+            bad = True
+        if s.sharded and any(p.sharded for p in ctx):
+            outer = next(p for p in ctx if p.sharded)
+            self.sink.error(f"sharded plate `{s.dim}` inside sharded plate `{outer.dim}`: only one plate can be "
+                            "split across devices at a time", s.dim_span,
+                            notes=(f"`{outer.dim}` is sharded at {outer.span}",),
+                            hint="drop `sharded over devices` from one of them")
+            bad = True
+        if s.dim in self.sharded and not s.sharded:
+            self.sink.error(f"plate `{s.dim}` is sharded at {self.sharded[s.dim]} but not here; a dim is split "
+                            "across devices everywhere or nowhere", s.dim_span,
+                            hint="add `sharded over devices` here too")
+            bad = True
+        if s.dim not in self.dims and s.dim in self.failed:
+            bad = True  # its declaration had an error, reported there
+        elif s.dim not in self.dims and s.dim in self.vars and not sizes_a_dim(self.vars[s.dim]):
+            self._not_a_dim(s.dim, self.vars[s.dim], s.dim_span)
+            bad = True
+        elif s.dim not in self.dims and s.dim not in self.vars:
+            hint = did_you_mean(s.dim, [d for d in self.dims if not d.isdigit()])
+            self.sink.error(f"plate over unknown dim `{s.dim}`: no data declared above has a dim `{s.dim}`",
+                            s.dim_span, hint=hint or f"declare the data first (`data y: real[{s.dim}]`), or give the "
+                            f"size: `const {s.dim} = 10`")
+            bad = True
+        elif s.dim not in self.dims:
+            self._dim(ast.Dim(s.dim, None, s.dim_span))
+        if bad:
+            self._poison(s.body)
+            return
+        plate = ir.Plate(s.dim, s.sharded, s.dim_span)
+        self.plates.append(plate)
+        for inner in s.body:
+            self._stmt(inner, ctx + (plate,))

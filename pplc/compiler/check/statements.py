@@ -1,0 +1,120 @@
+"""Statements that define variables: data declarations, `~` (latent or observed) and assignments."""
+from __future__ import annotations
+
+import keyword
+
+from ...dsl import ast
+from .. import ir
+from .arguments import support_check
+from .base import Reported, has_shape
+
+
+class StatementChecker:
+    """Builds the IR variable of each `data`, `~`, `NAME = EXPR` and `track` statement."""
+
+    def _data(self, s: ast.DataDecl, ctx):
+        self._declaration_ok(s, ctx, "data")
+        phys = tuple(self._dim(d) for d in s.type.dims)
+        self._check_one_sharded(ir.Axes((), phys), s.type.span, f"data `{s.name}`")
+        sharded = next((d for d in phys if self._is_sharded(d)), None)
+        var = self._var(s, s.name, ir.Kind.DATA, s.type.dtype, (), phys, sharded_dim=sharded)
+        self._define(var, s.name_span)
+
+    def _assign(self, s, ctx, what):
+        if not self._name_ok(s.name, s.name_span):
+            raise Reported
+        value = self.expr(s.value, ctx)
+        if what == "track":
+            kind = ir.Kind.TRACK
+        else:
+            kind = ir.Kind.DETERMINISTIC if value.latent else ir.Kind.TRANSFORMED
+        plates = tuple(p.dim for p in ctx)
+        sharded = next((d for d in value.axes.all if self._is_sharded(d)), None)
+        self._define(self._var(s, s.name, kind, value.dtype, plates, value.axes.all, value=value,
+                               sharded_dim=sharded, latent=value.latent), s.name_span)
+
+    def _sample(self, s: ast.Sample, ctx):
+        plates = tuple(p.dim for p in ctx)
+        if keyword.iskeyword(s.name):
+            self.sink.error(f"`{s.name}` is a Python keyword, and TFP cannot name a random variable `{s.name}`",
+                            s.name_span, hint=f"rename it, e.g. `{s.name}_`" + (
+                                " (in the data too)" if s.name in self.vars else "")
+                            + "; data, consts and computed quantities may keep such names")
+            raise Reported
+        existing = self.vars.get(s.name)
+        if existing is not None and existing.kind not in (ir.Kind.DATA, ir.Kind.TRANSFORMED):
+            if existing.kind == ir.Kind.DETERMINISTIC:
+                self.sink.error(f"`{s.name}` is a deterministic quantity (defined at {existing.span}); only data "
+                                "or a new random variable can follow `~`", s.name_span,
+                                hint="give the random variable a new name")
+            else:
+                self.sink.error(f"`{s.name}` is already defined (at {existing.span})", s.name_span)
+            raise Reported
+        if existing is not None and existing.kind == ir.Kind.TRANSFORMED:
+            self.sink.error(f"`{s.name}` is computed from data (at {existing.span}); this version observes "
+                            "declared data only", s.name_span,
+                            hint="observe the data itself with the matching distribution, e.g. `y ~ LogNormal(m, s)` "
+                                 "for `log(y) ~ Normal(m, s)`, or compute the values before sampling and pass "
+                                 "them as data")
+            raise Reported
+        if existing is None and not self._name_ok(s.name, s.name_span):
+            raise Reported
+        dist = self._dist(s.dist, ctx)
+        spec = dist.spec
+        if existing is not None:  # observed
+            if s.type is not None:
+                self.sink.error(f"`{s.name}` is data (declared at {existing.span}); its type is already known",
+                                s.type.span, hint=f"write `{s.name} ~ ...`")
+                raise Reported
+            view = self._view(existing, ctx)
+            missing = [d for d in plates if d not in view.plates]
+            if missing:
+                self.sink.error(f"`{s.name}` is observed inside plate `{missing[0]}` but has no dim `{missing[0]}` "
+                                f"(it {has_shape(existing.phys)})", s.name_span,
+                                hint=f"observe it outside the plate, or declare it with the dim `{missing[0]}`")
+                raise Reported
+            if spec.discrete and existing.dtype == "real":
+                self.sink.error(f"{spec.name} observes integers, but `{s.name}` is declared real "
+                                f"(at {existing.span})", s.name_span,
+                                hint=f"declare it `data {s.name}: int[...]`")
+                raise Reported
+            if not spec.discrete and existing.dtype == "bool":
+                self.sink.error(f"{spec.name} is continuous, but `{s.name}` is declared bool", s.name_span,
+                                hint=f"observe a bool with Bernoulli, or declare `data {s.name}: real[...]`")
+                raise Reported
+            item = view.item
+            self._match_batch(dist, item, s.name, s.dist.span, plates)
+            phys = plates + item
+            self._check_one_sharded(ir.Axes(plates, item), s.span, f"`{s.name}`")
+            sharded = next((d for d in phys if self._is_sharded(d)), None)
+            var = self._var(s, s.name, ir.Kind.OBSERVED, existing.dtype, plates, phys, dist=dist,
+                            support=spec.support, support_check=support_check(dist), sharded_dim=sharded)
+            # The observed site replaces the data entry in order; the data stays as it was declared.
+            self.order.append(var)
+            return
+        if spec.discrete:
+            self.sink.error(f"`{s.name}` would be a discrete latent variable ({spec.name}); HMC and NUTS sample "
+                            "continuous variables only", s.dist.span,
+                            hint=f"declare `data {s.name}: int` to observe it, or sum it out of the model")
+            raise Reported
+        if s.type is not None:
+            if s.type.dtype != "real":
+                self.sink.error(f"latent `{s.name}` must be real (it is declared {s.type.dtype})", s.type.span)
+                raise Reported
+            item = tuple(self._dim(d) for d in s.type.dims)
+            in_ctx = [d for d in item if d in plates]
+            if in_ctx:
+                self.sink.error(f"`{s.name}` is declared inside plate `{in_ctx[0]}` and already gets dim "
+                                f"`{in_ctx[0]}` from it; give the shape of one item", s.type.span)
+                raise Reported
+            self._match_batch(dist, item, s.name, s.dist.span, plates)
+        else:
+            item = dist.batch_item + self._event_dims(dist)
+        phys = plates + item
+        self._check_one_sharded(ir.Axes(plates, item), s.span, f"`{s.name}`")
+        if spec.event_rank and any(self._is_sharded(d) for d in item[len(item) - spec.event_rank:]):
+            self.sink.error(f"the event dim of {spec.name} cannot be sharded", s.span)
+            raise Reported
+        sharded = next((d for d in phys if self._is_sharded(d)), None)
+        self._define(self._var(s, s.name, ir.Kind.LATENT, "real", plates, phys, dist=dist, support=spec.support,
+                               support_check=support_check(dist), sharded_dim=sharded, latent=True), s.name_span)

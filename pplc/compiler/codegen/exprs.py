@@ -1,0 +1,155 @@
+"""IR expressions as Python source in their natural layout [..., plates, item]."""
+from __future__ import annotations
+
+from .. import ir
+from ..lower import is_literal
+from .names import py
+
+FUNC_CODE = {
+    "exp": "jnp.exp", "log": "jnp.log", "log1p": "jnp.log1p", "expm1": "jnp.expm1", "sqrt": "jnp.sqrt",
+    "abs": "jnp.abs", "sigmoid": "jax.nn.sigmoid", "logit": "jax.scipy.special.logit",
+    "softplus": "jax.nn.softplus", "tanh": "jnp.tanh", "square": "jnp.square",
+    "lgamma": "jax.scipy.special.gammaln", "log_sigmoid": "jax.nn.log_sigmoid", "where": "jnp.where",
+    "softmax": "jax.nn.softmax", "log_softmax": "jax.nn.log_softmax",
+}
+# Python precedence of what we emit (higher binds tighter).
+PREC = {"cmp": 1, "+": 2, "-": 2, "*": 3, "/": 3, "@": 3, "neg": 4, "**": 5, "atom": 6}
+COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+
+
+def number(value, dtype: str) -> str:
+    """A literal in generated code, one form for each dtype: `True`, `2`, `2.0`."""
+    if dtype == "bool":
+        return repr(bool(value))
+    if dtype == "int":
+        return str(int(value))
+    return repr(float(value))
+
+
+def letters(dims) -> dict[str, str]:
+    """One einsum letter per dim: its first letter when free, else the next free one."""
+    out: dict[str, str] = {}
+    for d in dims:
+        if d in out:
+            continue
+        cands = [c for c in d.lower() if c.isalpha()] + list("abcdefghijklmnopqrstuvwxyz")
+        out[d] = next(c for c in cands if c not in out.values())
+    return out
+
+
+def parens(code_prec: tuple[str, int], tighter_than: int) -> str:
+    """The code, in parentheses unless its precedence is above `tighter_than`."""
+    code, prec = code_prec
+    return code if prec > tighter_than else f"({code})"
+
+
+class ExprGen:
+    """Lowers IR expressions to Python source in their natural layout: [..., plates, item]."""
+
+    def __init__(self, model: ir.Model):
+        self.model = model
+        self.helpers: set[str] = set()  # the prelude's reductions across devices that the code uses
+
+    def dim(self, name: str) -> str:
+        d = self.model.dim_map.get(name)
+        if d is not None and d.source == "literal":
+            return str(d.size)
+        return f"dims[{name!r}]"
+
+    def shape(self, dims) -> str:
+        return "[" + ", ".join(self.dim(d) for d in dims) + "]"
+
+    def code(self, e: ir.Expr) -> str:
+        return self.gen(e)[0]
+
+    def gen(self, e: ir.Expr) -> tuple[str, int]:
+        """(code, precedence)."""
+        return getattr(self, "_" + type(e).__name__)(e)
+
+    def lift(self, e: ir.Expr, plates: tuple[str, ...], rank: int) -> tuple[str, int]:
+        """`e` with size-1 axes added so that it lines up with [..., plates, item of `rank` dims]."""
+        code, prec = self.gen(e)
+        if is_literal(e):  # a Python number in generated code: it broadcasts as it is, and cannot be indexed
+            return code, prec
+        idx = [":" if p in e.axes.plates else "None" for p in plates]
+        idx += ["None"] * (rank - len(e.axes.item)) + [":"] * len(e.axes.item)
+        if "None" not in idx:
+            return code, prec
+        return f"{parens((code, prec), PREC['atom'] - 1)}[..., {', '.join(idx)}]", PREC["atom"]
+
+    def mask(self, dim: str, layout: tuple[str, ...]) -> str:
+        """The validity mask of sharded `dim`, shaped to line up with `layout` (right-aligned)."""
+        after = len(layout) - layout.index(dim) - 1
+        m = f"masks[{dim!r}]"
+        return m if after == 0 else f"{m}[:{', None' * after}]"
+
+    # --- nodes
+    def _Lit(self, e: ir.Lit):
+        negative = e.dtype != "bool" and e.value < 0
+        return number(e.value, e.dtype), PREC["neg"] if negative else PREC["atom"]
+
+    def _Ref(self, e: ir.Ref):
+        name = py(e.name)
+        view = e.axes.all
+        if view == e.phys:
+            return name, PREC["atom"]
+        ls = letters(e.phys)
+        src = "".join(ls[d] for d in e.phys)
+        dst = "".join(ls[d] for d in view)
+        return f"jnp.einsum('...{src}->...{dst}', {name})", PREC["atom"]
+
+    def _Elementwise(self, e: ir.Elementwise):
+        plates, rank = e.axes.plates, len(e.axes.item)
+        args = [self.lift(a, plates, rank) for a in e.args]
+        if e.op in ("+", "-", "*", "/"):
+            p = PREC[e.op]
+            return f"{parens(args[0], p - 1)} {e.op} {parens(args[1], p)}", p
+        if e.op == "**":
+            return f"{parens(args[0], PREC['**'])}**{parens(args[1], PREC['neg'] - 1)}", PREC["**"]
+        if e.op in COMPARISONS:
+            return f"{parens(args[0], PREC['cmp'])} {e.op} {parens(args[1], PREC['cmp'])}", PREC["cmp"]
+        if e.op == "neg":
+            return f"-{parens(args[0], PREC['neg'] - 1)}", PREC["neg"]
+        return f"{FUNC_CODE[e.op]}({', '.join(c for c, _ in args)})", PREC["atom"]
+
+    def _MatMul(self, e: ir.MatMul):
+        ls = letters(e.left.axes.all + e.right.axes.all)
+        left = "".join(ls[d] for d in e.left.axes.all)
+        right = "".join(ls[d] for d in e.right.axes.all)
+        out = "".join(ls[d] for d in e.axes.all)
+        return (f"jnp.einsum('...{left},...{right}->...{out}', {self.code(e.left)}, {self.code(e.right)})",
+                PREC["atom"])
+
+    def _Reduce(self, e: ir.Reduce):
+        item = e.arg.axes.item
+        axes = tuple(item.index(d) - len(item) for d in e.dims)
+        ax = str(axes[0]) if len(axes) == 1 else str(axes)
+        x = self.code(e.arg)
+        if e.func == "argmax":
+            return f"jnp.argmax({x}, axis={ax})", PREC["atom"]
+        if e.func == "logsumexp":
+            return f"jax.scipy.special.logsumexp({x}, axis={ax})", PREC["atom"]
+        if e.sharded_dim is None:
+            return f"jnp.{e.func}({x}, axis={ax})", PREC["atom"]
+        m = self.mask(e.sharded_dim, e.arg.axes.all)
+        self.helpers.add(f"sharded_{e.func}")
+        if e.func == "mean":
+            others = [self.dim(d) for d in e.dims if d != e.sharded_dim]
+            extra = f", n_other={' * '.join(others)}" if others else ""
+            return f"sharded_mean({x}, {m}, {ax}, shard_axes{extra})", PREC["atom"]
+        return f"sharded_{e.func}({x}, {m}, {ax}, shard_axes)", PREC["atom"]
+
+    def _LastAxis(self, e: ir.LastAxis):
+        return f"{FUNC_CODE[e.func]}({self.code(e.arg)}, axis=-1)", PREC["atom"]
+
+    def _TakeIndex(self, e: ir.TakeIndex):
+        rest = len(e.value.axes.item) - 1
+        idx = ", ".join(["...", str(e.index)] + [":"] * rest)
+        return f"{parens(self.gen(e.value), PREC['atom'] - 1)}[{idx}]", PREC["atom"]
+
+    def _Gather(self, e: ir.Gather):
+        axis = -len(e.value.axes.item)
+        return f"jnp.take({self.code(e.value)}, {self.code(e.index)}, axis={axis})", PREC["atom"]
+
+    def _Transpose(self, e: ir.Transpose):
+        return f"jnp.swapaxes({self.code(e.value)}, -1, -2)", PREC["atom"]

@@ -1,0 +1,141 @@
+"""How each random site is built from TFP distributions, decided once as frozen data that codegen renders."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from . import ir
+from .supports import SUPPORTS, Support
+
+
+def is_literal(e: ir.Expr) -> bool:
+    """An expression of literals only, such as `-1` or `1 / 2`: a Python number in generated code."""
+    if isinstance(e, ir.Lit):
+        return True
+    return isinstance(e, ir.Elementwise) and e.op in ("+", "-", "*", "/", "**", "neg") and all(
+        is_literal(a) for a in e.args)
+
+
+class ParamForm(enum.StrEnum):
+    """How a distribution parameter appears in the constructor call."""
+
+    REAL = "real"  # every parameter of the site is a literal: `real(...)`, an array of the run's real dtype
+    LITERAL = "literal"  # a literal beside parameters that are not: a Python float
+    AS_IS = "as_is"  # an iid site (`tfd.Sample` adds the batch dims): the expression as it is
+    LIFTED = "lifted"  # lined up with the site's batch: size-1 axes added up to [..., plates, item of `rank`]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One given parameter of a site's distribution."""
+
+    name: str  # TFP's keyword
+    expr: ir.Expr
+    form: ParamForm
+    plates: tuple[str, ...] = ()  # LIFTED: the plates it lines up with
+    rank: int = 0  # LIFTED: the item rank it lines up with (the batch's, plus the parameter's event rank)
+
+
+# ----------------------------------------------------------------------------- layers, innermost first
+@dataclass(frozen=True)
+class Sample:
+    """`tfd.Sample`: iid draws over these dims (no parameter varies over them)."""
+
+    shape: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BatchBroadcast:
+    """`tfd.BatchBroadcast`: the batch widened to these dims (some parameter does not vary over all of them)."""
+
+    shape: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Masked:
+    """`tfd.Masked`: padded items of the sharded `dim` left out; `pad_value` (zero, one, half, mean) is what
+    TFP puts at them, a fixed point of the support where the log density is finite."""
+
+    dim: str
+    layout: tuple[str, ...]  # the batch dims the mask lines up with (right-aligned)
+    pad_value: str
+
+
+@dataclass(frozen=True)
+class Independent:
+    """`tfd.Independent`: the last `ndims` batch dims become event dims."""
+
+    ndims: int
+
+
+@dataclass(frozen=True)
+class Sharded:
+    """`tfed.Sharded`: the site's log density is summed across the devices of the shard axes."""
+
+
+Layer = Sample | BatchBroadcast | Masked | Independent | Sharded
+
+
+@dataclass(frozen=True)
+class Site:
+    """A random site of the model: the distribution, its parameters and the layers around it."""
+
+    name: str
+    binds: bool  # a latent: the coroutine binds its value
+    constructor: str  # the distribution's constructor in generated code
+    params: tuple[Param, ...]
+    positional: bool  # the parameters are given in TFP's order: no keywords needed
+    layers: tuple[Layer, ...]  # innermost first
+    root: bool  # no parameter depends on a latent: `Root(...)` in the coroutine
+
+
+def lower_site(v: ir.Variable) -> Site:
+    """The layers of latent or observed `v`. The distribution's batch covers [plates, item] (less its event
+    dims); those become event dims: iid sites through `tfd.Sample`, others through `tfd.Independent` (with
+    `tfd.BatchBroadcast` when no parameter varies over some batch dim, and `tfd.Masked` and `tfed.Sharded`
+    when the site's stored layout has a sharded dim)."""
+    dist = v.dist
+    spec = dist.spec
+    batch = v.phys[:len(v.phys) - spec.event_rank] if spec.event_rank else v.phys
+    brank = len(batch) - len(v.plates)
+    given = [p for p, _ in dist.params]
+    positional = not spec.one_of and given == list(spec.params[:len(given)])
+    covered = set()  # the batch dims that some parameter varies over
+    for pname, e in dist.params:
+        r = spec.param_event_rank.get(pname, 0)
+        covered |= set(e.axes.plates) | set(e.axes.item[:len(e.axes.item) - r] if r else e.axes.item)
+    sharded = v.sharded_dim is not None
+    iid = not sharded and not covered  # tfd.Sample adds the batch dims, so parameters stay unlifted
+    # Literal parameters only: TFP makes such a distribution float32 whatever the run's dtype, so they go
+    # through `real` (the run's real dtype; float64 under --x64, where data and latents are float64).
+    literal_only = all(is_literal(e) for _, e in dist.params)
+    params = []
+    for pname, e in dist.params:
+        if literal_only:
+            params.append(Param(pname, e, ParamForm.REAL))
+        elif isinstance(e, ir.Lit):
+            params.append(Param(pname, e, ParamForm.LITERAL))
+        elif iid:
+            params.append(Param(pname, e, ParamForm.AS_IS))
+        else:
+            params.append(Param(pname, e, ParamForm.LIFTED, v.plates, brank + spec.param_event_rank.get(pname, 0)))
+    layers: list[Layer] = []
+    if iid:
+        if batch:
+            layers.append(Sample(batch))
+    else:
+        if not set(batch) <= covered:
+            layers.append(BatchBroadcast(batch))
+        if sharded:
+            layers.append(Masked(v.sharded_dim, batch, SUPPORTS[Support(v.support)].pad_value))
+        if batch:
+            layers.append(Independent(len(batch)))
+        if sharded:
+            layers.append(Sharded())
+    return Site(v.name, v.kind == ir.Kind.LATENT, spec.constructor, tuple(params), positional, tuple(layers),
+                root=not any(e.latent for _, e in dist.params))
+
+
+def lower(model: ir.Model) -> dict[str, Site]:
+    """Every random site of `model` (latents and observed sites), by name, in statement order."""
+    return {v.name: lower_site(v) for v in model.variables if v.dist is not None}

@@ -1,0 +1,111 @@
+"""The data's layout on the mesh: sharded dims padded to a multiple of the device count, masks, PartitionSpecs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from jax.sharding import PartitionSpec as P
+
+from ...compiler import ir
+from ..devices import mesh as mesh_lib
+from ..devices import spmd
+from ..devices.mesh import DATA_AXIS
+from ..program import Program
+from .bind import BoundData, dtype_of
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the data is laid out on the mesh: padded sizes of sharded dims, local sizes, masks."""
+
+    ndev: int
+    sizes: dict  # true global sizes
+    padded: dict  # sharded dim -> padded global size (a multiple of ndev)
+
+    @property
+    def local(self) -> dict:
+        return dict(self.sizes, **{d: p // self.ndev for d, p in self.padded.items()})
+
+    def masks(self) -> dict:
+        return {d: np.arange(p) < self.sizes[d] for d, p in self.padded.items()}
+
+    def pad(self, x, dims, axis0: int = 0):
+        """Pad the sharded dims of `x` (dims start at axis `axis0`) by repeating the last item."""
+        x = np.asarray(x)
+        for i, d in enumerate(dims):
+            if d in self.padded and x.shape[axis0 + i] != self.padded[d]:
+                width = [(0, 0)] * x.ndim
+                width[axis0 + i] = (0, self.padded[d] - x.shape[axis0 + i])
+                x = np.pad(x, width, mode="edge")
+        return x
+
+    def unpad(self, x, dims, axis0: int = 0):
+        """Drop the padded items of the sharded dims of `x` (dims start at axis `axis0`)."""
+        x = np.asarray(x)
+        for i, d in enumerate(dims):
+            if d in self.padded:
+                x = np.take(x, np.arange(self.sizes[d]), axis=axis0 + i)
+        return x
+
+
+def layout(model: ir.Model, sizes: dict, ndev: int) -> Layout:
+    """The layout of data of these `sizes` on `ndev` devices: every sharded dim padded to a multiple of `ndev`."""
+    padded = {d: -(-sizes[d] // ndev) * ndev for d in model.sharded_dims}
+    return Layout(ndev, dict(sizes), padded)
+
+
+def spec_of(dims, layout: Layout, lead: int = 0) -> P:
+    """The PartitionSpec of an array whose dims (after `lead` leading ones) are `dims`."""
+    return P(*([None] * lead + [DATA_AXIS if d in layout.padded else None for d in dims]))
+
+
+def on_mesh(program: Program, sizes: dict, ndev: int):
+    """The mesh of `ndev` devices (asked of JAX first) and the data's layout on it: (mesh, layout)."""
+    mesh_lib.request_devices(ndev)
+    mesh = mesh_lib.make_mesh(ndev)
+    return mesh, layout(program.ir, sizes, ndev)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How a program's arrays go onto a mesh: their PartitionSpecs, padded, and placed (shard_map) or left on
+    the host (pmap splits them itself)."""
+
+    program: Program
+    layout: Layout
+    mesh: object
+    mode: str = "shard_map"
+
+    @property
+    def shard_axes(self) -> list[str]:
+        """The mesh axes sharded sites are split over: none when no dim is sharded."""
+        return [DATA_AXIS] if self.layout.padded else []
+
+    @property
+    def data_specs(self) -> dict:
+        return {v.name: spec_of(v.phys, self.layout) for v in self.program.data_variables}
+
+    @property
+    def mask_specs(self) -> dict:
+        return {d: P(DATA_AXIS) for d in self.layout.padded}
+
+    def latent_specs(self, lead) -> list:
+        """The specs of the latents' values, with `lead` leading dims (one count, or one per latent)."""
+        latents = self.program.latents
+        leads = [lead] * len(latents) if isinstance(lead, int) else lead
+        return [spec_of(v.phys, self.layout, lead=k) for v, k in zip(latents, leads)]
+
+    def place(self, tree, specs):
+        return spmd.place(tree, specs, self.mesh) if self.mode == "shard_map" else tree
+
+    def data(self, bound: BoundData) -> dict:
+        """The data arrays (reals in this run's dtype), padded and placed."""
+        real = dtype_of("real")
+        data = {v.name: self.layout.pad(np.asarray(bound.arrays[v.name], real if v.dtype == "real" else None),
+                                        v.phys)
+                for v in self.program.data_variables}
+        return self.place(data, self.data_specs)
+
+    def masks(self) -> dict:
+        """The validity masks of the padded dims, placed."""
+        return self.place(self.layout.masks(), self.mask_specs)

@@ -1,0 +1,1 @@
+"""Devices: the mesh of accelerators (or host CPUs) and the one SPMD entry over it."""

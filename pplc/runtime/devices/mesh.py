@@ -1,0 +1,60 @@
+"""Devices and the device mesh: N accelerators, or N host CPU devices when there are none."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...dsl.diagnostics import Diagnostic, PPLError
+
+DATA_AXIS = "data"
+
+
+def request_devices(n: int) -> None:
+    """Ask JAX for at least `n` host CPU devices; must run before JAX starts its backend to take effect."""
+    import jax
+
+    if n < 1:
+        raise PPLError(Diagnostic(f"--devices must be at least 1 (got {n})"))
+    try:
+        current = jax.config.jax_num_cpu_devices
+        if current is None or current < n:  # never lower what the process (or a test) asked for
+            jax.config.update("jax_num_cpu_devices", n)
+    except Exception:  # the backend is already up; we check the count in `devices`
+        pass
+
+
+def devices(n: int):
+    """The first `n` devices, or a clear error saying how many there are and how to get more."""
+    import jax
+
+    if n < 1:
+        raise PPLError(Diagnostic(f"--devices must be at least 1 (got {n})"))
+    have = jax.devices()
+    if len(have) < n:
+        kind = have[0].platform.upper()
+        hint = (f"JAX started with {len(have)} host devices before pplc could ask for {n}: in a fresh process "
+                f"`pplc run --devices {n}` gets them, or set XLA_FLAGS=--xla_force_host_platform_device_count={n}"
+                if kind == "CPU" else
+                f"use --devices {len(have)}{' or fewer' if len(have) > 1 else ''}, or run on {n} host CPU devices "
+                f"instead: "
+                f"JAX_PLATFORMS=cpu pplc run ... --devices {n}")
+        raise PPLError(Diagnostic(f"asked for {n} devices, but this process has {len(have)} {kind} device"
+                                  f"{'s' if len(have) != 1 else ''}", hint=hint))
+    return have[:n]
+
+
+def make_mesh(n: int):
+    """A one-axis mesh over `n` devices, the axis that sharded plates are split over."""
+    from jax.sharding import Mesh
+
+    return Mesh(np.array(devices(n)), (DATA_AXIS,))
+
+
+
+def is_main_process() -> bool:
+    """Whether this is JAX process 0 (the one that prints and writes files)."""
+    try:
+        import jax
+
+        return jax.process_index() == 0
+    except Exception:  # noqa: BLE001 - no backend yet: a single process
+        return True

@@ -1,0 +1,143 @@
+"""The result of a run: draws and trace, a summary, ArviZ InferenceData, and the .npz / .nc files."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...dsl.diagnostics import Diagnostic, PPLError
+from ..files import atomic_write, save_npz
+from ..predict import Prediction, predict
+from ..program import Program
+from .summary import SummaryWarning, fit_warnings, summary_text
+
+# Trace names and ArviZ's sample_stats names (as PyMC, NumPyro and CmdStanPy write them).
+ARVIZ_STATS = {"log_prob": "lp", "accept_ratio": "acceptance_rate", "n_leapfrog": "n_steps"}
+FROM_ARVIZ_STATS = {v: k for k, v in ARVIZ_STATS.items()}
+
+
+@dataclass
+class Fit:
+    """Draws by name ([chains, draws, *shape], padding removed) and the per-iteration trace."""
+
+    draws: dict
+    trace: dict
+    timing: dict = field(default_factory=dict)
+    model_name: str = ""
+    program: Program | None = field(default=None, repr=False, compare=False)  # the model's program, when known
+    dims: dict = field(default_factory=dict)  # variable -> its dim names (draws, tracked and observed arrays)
+    meta: dict = field(default_factory=dict)  # config, tracked names, notes (e.g. an interrupted run)
+    observed: dict = field(default_factory=dict, repr=False)  # the observed data, when known (for ArviZ)
+
+    def predict(self, data, per_draw: bool = False) -> Prediction:
+        """The posterior predictive of the observed sites on `data` (see `pplc.runtime.predict.predict`)."""
+        if self.program is None:
+            raise PPLError(Diagnostic("this fit does not know its model (it was loaded from a file)",
+                                      hint="use Fit.load(path, program=pplc.compile_file(...).program), or "
+                                           "pplc.runtime.predict.predict(model.program, fit.draws, data)"))
+        return predict(self.program, self.draws, data, per_draw=per_draw)
+
+    def save(self, path: str) -> None:
+        """Write the fit, atomically (a temporary file renamed over `path`): `.nc` as ArviZ InferenceData
+        (netCDF, needs h5netcdf), anything else as .npz (one array per latent and deterministic, `trace/NAME`
+        for the trace, `meta/json` for timing, dims, config and notes)."""
+        if str(path).endswith(".nc"):
+            idata = self.to_arviz()
+            atomic_write(path, lambda tmp: idata.to_netcdf(tmp))
+            return
+        arrays = dict(self.draws)
+        arrays.update({f"trace/{k}": v for k, v in self.trace.items()})
+        arrays["meta/json"] = np.array(json.dumps(self._meta_json()))
+        save_npz(path, arrays)
+
+    def _meta_json(self) -> dict:
+        def plain(x):
+            if isinstance(x, dict):
+                return {str(k): plain(v) for k, v in x.items()}
+            if isinstance(x, (list, tuple)):
+                return [plain(v) for v in x]
+            if isinstance(x, (np.generic,)):
+                return x.item()
+            return x
+        return plain({"model_name": self.model_name, "timing": self.timing, "dims": self.dims, "meta": self.meta})
+
+    @classmethod
+    def load(cls, path: str, program: Program | None = None) -> Fit:
+        """Read a fit written by `save` (.npz or .nc); give `program` (a compiled Model's) to `predict` with it."""
+        if str(path).endswith(".nc"):
+            import arviz as az
+
+            return cls.from_arviz(az.from_netcdf(path), program=program)
+        with np.load(path, allow_pickle=False) as f:
+            draws = {k: f[k] for k in f.files if not k.startswith(("trace/", "meta/"))}
+            trace = {k[6:]: f[k] for k in f.files if k.startswith("trace/")}
+            meta = json.loads(str(f["meta/json"])) if "meta/json" in f.files else {}
+        return cls(draws, trace, meta.get("timing", {}), meta.get("model_name", ""), program=program,
+                   dims=meta.get("dims", {}), meta=meta.get("meta", {}))
+
+    # ------------------------------------------------------------------ ArviZ
+    def to_arviz(self):
+        """An ArviZ InferenceData: `posterior` (latents, deterministics and tracked quantities), `sample_stats`
+        (lp, acceptance_rate, step_size, n_steps, diverging, tree_depth, energy, ...), `warmup_sample_stats`,
+        and `observed_data` when the fit knows its data."""
+        import arviz as az
+
+        tracked = [k for k in self.meta.get("tracked", []) if k in self.trace]
+        posterior = dict(self.draws)
+        posterior.update({k: self.trace[k] for k in tracked})
+        stats = {ARVIZ_STATS.get(k, k): v for k, v in self.trace.items()
+                 if not k.startswith("warmup_") and k not in tracked}
+        warm = {ARVIZ_STATS.get(k[7:], k[7:]): v for k, v in self.trace.items() if k.startswith("warmup_")}
+        dims = {k: _unique_dims(d) for k, d in self.dims.items() if k in posterior or k in self.observed}
+        attrs = {"inference_library": "pplc", "pplc_meta": json.dumps(self._meta_json())}
+        kwargs = {}
+        if warm:
+            kwargs = {"warmup_sample_stats": warm, "save_warmup": True}
+        return az.from_dict(posterior=posterior, sample_stats=stats or None,
+                            observed_data={k: np.asarray(v) for k, v in self.observed.items()} or None,
+                            dims=dims, attrs=attrs, **kwargs)
+
+    @classmethod
+    def from_arviz(cls, idata, program: Program | None = None) -> Fit:
+        """The Fit of an InferenceData written by `to_arviz` (other InferenceData: posterior and sample_stats)."""
+        def arrays(group):
+            if not hasattr(idata, group):
+                return {}
+            ds = getattr(idata, group)
+            return {k: np.asarray(ds[k].values) for k in ds.data_vars}
+
+        attrs = dict(getattr(idata, "attrs", None) or {})
+        meta = json.loads(attrs["pplc_meta"]) if "pplc_meta" in attrs else {}
+        info = meta.get("meta", {})
+        tracked = set(info.get("tracked", []))
+        post = arrays("posterior")
+        order = list(meta.get("dims", {}))  # the model's order (netCDF lists variables sorted)
+        post = dict(sorted(post.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+        draws = {k: v for k, v in post.items() if k not in tracked}
+        trace = {k: v for k, v in post.items() if k in tracked}
+        trace.update({FROM_ARVIZ_STATS.get(k, k): v for k, v in arrays("sample_stats").items()})
+        trace.update({"warmup_" + FROM_ARVIZ_STATS.get(k, k): v for k, v in arrays("warmup_sample_stats").items()})
+        return cls(draws, trace, meta.get("timing", {}), meta.get("model_name", ""), program=program,
+                   dims=meta.get("dims", {}), meta=info, observed=arrays("observed_data"))
+
+    def summary(self, per_array: int = 8) -> str:
+        """Per parameter element: mean, MCSE, sd, 5/50/95% quantiles, bulk and tail ESS and rank-normalised split
+        R-hat (ArviZ); arrays of more than `per_array` elements condensed to their worst R-hat elements; then the
+        run's throughput and warnings (R-hat, ESS, divergences, tree depth, E-BFMI), each with what to try."""
+        return summary_text(self, per_array=per_array)
+
+    def warnings(self) -> list[SummaryWarning]:
+        """The summary's warnings (kind, message, hint)."""
+        return fit_warnings(self) if self.draws else []
+
+
+def _unique_dims(dims) -> list:
+    """Dim names for xarray, which needs them distinct within a variable: a repeated one gets a suffix."""
+    out = []
+    for d in dims:
+        name, k = d, 1
+        while name in out:
+            name, k = f"{d}_{k}", k + 1
+        out.append(name)
+    return out

@@ -1,0 +1,107 @@
+"""Starting the chains: initial values, Stan's redraws of a non-finite start, the report naming bad terms."""
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from ...compiler.supports import unconstrained_shape
+from ...dsl.diagnostics import Diagnostic, PPLError
+from ..data.bind import BoundData
+from ..data.layout import Layout
+from ..program import Program
+from .config import INIT_TRIES, SamplerConfig, float_dtype
+
+FLAT = ("Flat", "HalfFlat")  # improper priors: nothing to draw an initial value from
+
+
+def initial_values(latents, sizes, cfg: SamplerConfig, key, prior=None) -> list[np.ndarray]:
+    """Initial unconstrained values, [chains, *shape] at the true (unpadded) sizes: uniform in (-2, 2) as
+    Stan, zeros (`--init 0`), or a prior draw (`--init prior`: `prior(key)` gives unconstrained parts;
+    latents with an improper Flat/HalfFlat prior fall back to uniform)."""
+    chains = cfg.chains
+    dtype = float_dtype()
+    out = []
+    k_prior, k_unif = jax.random.split(key)
+    drawn = prior(k_prior, chains) if (cfg.init == "prior" and prior is not None) else None
+    keys = jax.random.split(k_unif, max(1, len(latents)))
+    for j, (v, k) in enumerate(zip(latents, keys)):
+        shape = (chains,) + unconstrained_shape(v.support, [sizes[d] for d in v.phys])
+        if str(cfg.init) == "0":
+            out.append(np.zeros(shape, dtype))
+        elif drawn is not None and not is_flat(v):
+            out.append(np.asarray(drawn[j], dtype).reshape(shape))
+        else:
+            out.append(np.asarray(jax.random.uniform(k, shape, dtype, -2.0, 2.0)))
+    return out
+
+
+def is_flat(var) -> bool:
+    """Whether a latent has an improper prior (nothing to draw from)."""
+    return var.dist is not None and var.dist.spec.name in FLAT
+
+
+def prior_sampler(program: Program, bound: BoundData):
+    """`--init prior`: draws of the latents from the (unsharded) model, on the unconstrained scale."""
+    real = float_dtype()
+    arrays = {k: (np.asarray(a, real) if a.dtype.kind == "f" else a) for k, a in bound.arrays.items()}
+
+    def draw(key, n):
+        pinned = program.pinned(arrays, bound.sizes, program.all_true_masks(bound.sizes), [])
+        x = pinned.sample_unpinned(n, seed=key)
+        z = pinned.experimental_default_event_space_bijector().inverse(x)
+        return [np.asarray(p) for p in z]
+
+    return draw
+
+
+def init_chains(progs, program: Program, bound: BoundData, layout: Layout, cfg: SamplerConfig):
+    """Start the chains: initial values whose log density and gradient are finite, redrawn (for the chains
+    that need it) up to INIT_TRIES times as Stan does; then Stan's step-size heuristic. `progs` are the run's
+    `programs.Programs`. Returns the carried state and the initial log densities."""
+    z = progs.z0
+    tries = 1 if str(cfg.init) == "0" else INIT_TRIES
+    for attempt in range(tries):
+        carry, init_lp, ok, values = progs.init(progs.place_z(z), progs.init_key, progs.data, progs.masks)
+        ok = np.asarray(ok)
+        if ok.all():
+            return carry, np.asarray(init_lp)
+        if attempt + 1 < tries:
+            fresh = progs.redraw(attempt + 1)
+            z = [np.where(ok.reshape((-1,) + (1,) * (np.ndim(a) - 1)), np.asarray(a), b) for a, b in zip(z, fresh)]
+    raise PPLError(nonfinite_report(program, bound, layout, values, np.flatnonzero(~ok), tries))
+
+
+def nonfinite_report(program: Program, bound: BoundData, layout: Layout, values, bad_chains, tries: int):
+    """The error for a start that stays non-finite: which chains, and which log-density terms."""
+    c = int(bad_chains[0])
+    params = {v.name: layout.unpad(np.asarray(x)[c], v.phys) for v, x in zip(program.latents, values)}
+    try:
+        terms = nonfinite_terms(program, bound, params)
+    except Exception:  # noqa: BLE001 - the report must not hide the error it reports
+        terms = [k for k, x in params.items() if not np.all(np.isfinite(x))]
+    which = f"chain{'s' if len(bad_chains) > 1 else ''} {', '.join(str(int(i)) for i in bad_chains)}"
+    msg = (f"the log density or its gradient is not finite at the initial values of {which}"
+           + (f" ({tries} draws of initial values tried)" if tries > 1 else ""))
+    if terms:
+        msg += "; non-finite: " + ", ".join(terms)
+    other = "--init uniform or --init prior" if tries == 1 else "--init 0 or --init prior"
+    return Diagnostic(msg, filename=program.filename,
+                      hint=f"check the data for values outside the support and the priors, or try {other}")
+
+
+def nonfinite_terms(program: Program, bound: BoundData, params: dict) -> list[str]:
+    """The sites (latent or observed, in model order) whose log-density term is not finite at `params`.
+
+    `params` are the latents' constrained values by name, each with a leading chains dim (a value without one,
+    shaped as the latent itself, is one chain). A term counts as not finite if it is NaN or infinite in any
+    chain. The terms come from the unsharded model (all the data, no padding), so a sharded run names the same
+    sites as a run on one device."""
+    values = {}
+    for v in program.latents:
+        x = np.asarray(params[v.name])
+        values[v.name] = x[None] if x.ndim == len(v.phys) else x
+    values.update(program.module.observed(bound.arrays))
+    parts = program.unsharded_model(bound.arrays, bound.sizes).log_prob_parts(**values)
+    parts = parts._asdict() if hasattr(parts, "_asdict") else dict(parts)
+    order = [v.name for v in program.ir.variables if v.kind in ("latent", "observed")]
+    return [name for name in order if name in parts and not np.all(np.isfinite(np.asarray(parts[name])))]

@@ -1,0 +1,144 @@
+"""The per-device programs of a run: the init program and the block program (a scan of sampler iterations)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import PartitionSpec as P
+
+from ..data.bind import BoundData
+from ..data.layout import Layout, Placement, spec_of
+from ..devices import spmd as spmd_lib
+from ..devices.mesh import DATA_AXIS
+from ..program import Program
+from . import init as init_lib
+from . import stats as stats_lib
+from .config import SamplerConfig
+from .target import padding_term, target_fn
+from .warmup import make_kernel
+
+# The sampler's carried state (positions and kernel results) leaves each SPMD call as a flat list of
+# arrays stacked per device: every leaf gets a leading device axis, so sharded and replicated leaves
+# alike round-trip exactly, and objects in the kernel results (a momentum distribution) are rebuilt
+# only inside the per-device program.
+STACKED = P(DATA_AXIS)
+
+
+def _stack(tree, treedef_box):
+    leaves, treedef_box["treedef"] = jax.tree.flatten(tree)
+    return [jnp.asarray(x)[None] for x in leaves]
+
+
+def _unstack(leaves, treedef_box):
+    return jax.tree.unflatten(treedef_box["treedef"], [x[0] for x in leaves])
+
+
+def default_block_size(cfg: SamplerConfig) -> int:
+    """Iterations per SPMD call: small enough for progress, large enough to keep host overhead small."""
+    return max(1, min(100, (cfg.warmup + cfg.draws) // 20 or 1))
+
+
+@dataclass
+class Programs:
+    """The compiled per-device programs of one run and the arrays they are called with."""
+
+    init: object
+    block_fn: object
+    data: dict
+    masks: dict
+    z0: list
+    block: int
+    keys: np.ndarray  # one PRNG key per iteration, warmup then draws
+    redraw: object = None  # redraw(attempt) -> fresh initial values (host, padded), for a non-finite start
+    place_z: object = None  # host initial values -> the init program's argument
+    init_key: object = None  # the key of the step-size heuristic at the start
+    place_data: object = None  # BoundData of the same shapes -> the programs' data argument (no recompilation)
+
+
+def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: SamplerConfig, mode: str = "shard_map",
+          block: int | None = None) -> Programs:
+    """Trace the per-device programs for this model, data layout and sampler configuration."""
+    cfg.validate()
+    latents = program.latents
+    outputs = program.outputs
+    names = [v.name for v in latents]
+    placement = Placement(program, layout, mesh, mode)
+    local = layout.local
+    axes = placement.shard_axes
+    padded_any = any(layout.padded[d] != layout.sizes[d] for d in layout.padded)
+    chains = cfg.chains
+    block = block or default_block_size(cfg)
+    stat_names = stats_lib.stat_names(cfg)
+    treedef_box = {}  # the structure of the carried state, found when `init` is traced
+
+    def setup(data, masks, z):
+        def make_pinned():
+            # Fresh copies of the data at every call: TFP caches bijector results globally, keyed by the input
+            # (a log-normal's log of the observed data), and a hit from another JAX sub-trace leaks its tracer.
+            d = {k: jnp.array(x, copy=True) for k, x in data.items()}
+            return program.pinned(d, local, masks, axes)
+
+        padding = padding_term(latents, masks, axes) if padded_any else None
+        target, constrain = target_fn(make_pinned, padding)
+        kernel = make_kernel(target, cfg, list(z), latents, axes)
+        return kernel, constrain, padding
+
+    def init(z0, key, data, masks):
+        z0 = list(z0)
+        kernel, constrain, padding = setup(data, masks, z0)
+        kr = kernel.bootstrap_results(z0)
+        lp = stats_lib.initial_log_prob(kr, padding, z0)
+        ok = jnp.isfinite(lp)
+        for g in stats_lib.initial_grads(kr):
+            ok = ok & jnp.all(jnp.isfinite(jnp.reshape(g, (g.shape[0], -1))), axis=-1)
+        if axes:  # a sharded gradient is finite only if it is on every device
+            ok = jax.lax.pmin(ok.astype(jnp.int32), tuple(axes)) > 0
+        # Stan's step-size heuristic, once every chain starts finite.
+        kr = jax.lax.cond(jnp.all(ok), lambda k: kernel.initialize(z0, k, key), lambda k: k, kr)
+        return _stack((z0, kr), treedef_box), lp, ok, constrain(z0)
+
+    def run_block(carry, keys, n_valid, data, masks):
+        z_init, kr_init = _unstack(carry, treedef_box)
+        kernel, constrain, padding = setup(data, masks, z_init)
+
+        def body(state, i):
+            # Iterations past n_valid are skipped, not computed and then masked: a conditional leaves the state as
+            # it was, so the host can run any number of iterations up to the block size with this one program.
+            state = jax.lax.cond(i < n_valid, lambda s: tuple(kernel.one_step(*s, seed=keys[i])), lambda s: s,
+                                 state)
+            z, kr = state
+            st = stats_lib.stats(kr, cfg, padding, z)
+            values = dict(zip(names, constrain(z)))
+            extra = program.module.derived(values, data, local, masks, axes)
+            for v in outputs:  # latent-free quantities still get a chain dim
+                extra[v.name] = jnp.broadcast_to(extra[v.name], (chains,) + tuple(local[d] for d in v.phys))
+            return state, ([values[n] for n in names], extra, st)
+
+        state, out = jax.lax.scan(body, (z_init, kr_init), jnp.arange(keys.shape[0]))
+        return _stack(state, treedef_box), out
+
+    data_specs, mask_specs = placement.data_specs, placement.mask_specs
+    z_specs = placement.latent_specs(1)
+    stat_specs = {k: P() for k in stat_names}
+    draw_specs = (placement.latent_specs(2), {v.name: spec_of(v.phys, layout, lead=2) for v in outputs}, stat_specs)
+    init_fn = spmd_lib.spmd(init, mesh, (z_specs, P(), data_specs, mask_specs), (STACKED, P(), P(), z_specs), mode)
+    # One program for warmup and sampling blocks (one compilation); warmup keeps only the statistics.
+    block_fn = spmd_lib.spmd(run_block, mesh, (STACKED, P(), P(), data_specs, mask_specs),
+                             (STACKED, draw_specs), mode)
+
+    key = jax.random.PRNGKey(cfg.seed)
+    init_key, run_key, step_key = jax.random.split(key, 3)
+    data = placement.data(bound)
+    prior = init_lib.prior_sampler(program, bound) if cfg.init == "prior" else None
+
+    def redraw(attempt: int):
+        """Initial values at the true sizes (so every device count starts alike), padded for the mesh."""
+        k = init_key if attempt == 0 else jax.random.fold_in(init_key, attempt)
+        z = init_lib.initial_values(latents, bound.sizes, cfg, k, prior)
+        return [layout.pad(x, v.phys, axis0=1) for x, v in zip(z, latents)]
+
+    keys = np.asarray(jax.random.split(run_key, cfg.warmup + cfg.draws))
+    return Programs(init_fn, block_fn, data, placement.masks(), redraw(0), block, keys, redraw,
+                    lambda z: placement.place(z, z_specs), np.asarray(step_key), placement.data)

@@ -1,0 +1,225 @@
+"""Stan's windowed warmup around TFP's preconditioned NUTS/HMC: windows, mass-matrix and step-size adaptation."""
+from __future__ import annotations
+
+import collections
+
+import jax
+import jax.numpy as jnp
+import tensorflow_probability.substrates.jax as tfp
+from tensorflow_probability.substrates.jax.experimental.mcmc import preconditioning_utils
+from tensorflow_probability.substrates.jax.internal import unnest
+
+from .config import DIVERGENCE, SamplerConfig
+
+
+def warmup_windows(warmup: int, init_buffer: int = 75, term_buffer: int = 50, base_window: int = 25):
+    """Stan's warmup schedule: (first iteration of the first slow window, iterations after which a slow window
+    ends and the mass matrix is updated). Slow windows double in size; the last one stretches to the
+    terminal buffer. Short warmups shrink to 15% / 75% / 10% as Stan does; under 20 iterations, none."""
+    if warmup < 20:
+        return warmup, []
+    if init_buffer + base_window + term_buffer > warmup:
+        init_buffer, term_buffer = int(0.15 * warmup), int(0.1 * warmup)
+        base_window = warmup - init_buffer - term_buffer
+    slow_end = warmup - term_buffer
+    ends, start, size = [init_buffer + base_window], init_buffer + base_window, base_window
+    while ends[-1] < slow_end:
+        size *= 2
+        end = start + size
+        if end + 2 * size > slow_end:  # the next window would not fit: this one runs to the terminal buffer
+            end = slow_end
+        ends.append(end)
+        start = end
+    return init_buffer, ends
+
+
+class WarmupResults(collections.namedtuple("WarmupResults", ["inner_results", "step", "count", "mean", "m2"])):
+    """Kernel results of `WindowedAdaptation`: the dual-averaging kernel's results, the iteration index, and a
+    per-chain running (Welford) mean and sum of squared deviations of every unconstrained state part."""
+
+    __slots__ = ()
+
+
+class WindowedAdaptation(tfp.mcmc.TransitionKernel):
+    """Stan's warmup around TFP's DualAveragingStepSizeAdaptation(Preconditioned NUTS or HMC).
+
+    Every warmup iteration adapts the step size (dual averaging, one step size per chain). In the slow windows
+    the per-chain variance of each unconstrained element is accumulated; at a window's end it becomes the
+    inverse mass matrix (regularised as Stan: n/(n+5) var + 1e-3 * 5/(n+5)), the step size is re-initialised
+    with Stan's heuristic and dual averaging restarts, so that it ends, as in Stan, with the last warmup
+    iteration. After warmup nothing changes. Sharded parts keep sharded variances and Sharded momenta."""
+
+    def __init__(self, inner_kernel, target, warmup: int, adapt_metric: bool, find_step: bool,
+                 name="windowed_adaptation"):
+        self._inner = inner_kernel
+        self._target = target
+        self._warmup = int(warmup)
+        start, ends = warmup_windows(self._warmup) if adapt_metric else (self._warmup, [])
+        self._start, self._ends = start, ends
+        self._find_step = find_step
+        self._parameters = dict(inner_kernel=inner_kernel, target=target, warmup=warmup,
+                                adapt_metric=adapt_metric, find_step=find_step, name=name)
+
+    @property
+    def parameters(self):
+        return self._parameters
+
+    @property
+    def inner_kernel(self):
+        return self._inner
+
+    @property
+    def is_calibrated(self):
+        return True
+
+    def bootstrap_results(self, init_state):
+        inner = self._inner.bootstrap_results(list(init_state))
+        zeros = [jnp.zeros_like(x) for x in init_state]
+        return WarmupResults(inner, jnp.zeros([], jnp.int32), jnp.zeros([], init_state[0].dtype), zeros,
+                             [jnp.zeros_like(x) for x in init_state])
+
+    def one_step(self, current_state, previous_kernel_results, seed=None):
+        kr = previous_kernel_results
+        step_seed, restart_seed = jax.random.split(seed)
+        state, inner = self._inner.one_step(list(current_state), kr.inner_results, seed=step_seed)
+        i = kr.step
+        if not self._ends:
+            return state, kr._replace(inner_results=inner, step=i + 1)
+        # Welford's update within the slow windows (one estimate per chain and element).
+        in_window = (i >= self._start) & (i < self._ends[-1])
+        count = kr.count + in_window.astype(kr.count.dtype)
+        mean, m2 = [], []
+        for x, mu, s in zip(state, kr.mean, kr.m2):
+            d = x - mu
+            mu_new = mu + d / jnp.maximum(count, 1)
+            mean.append(jnp.where(in_window, mu_new, mu))
+            m2.append(jnp.where(in_window, s + d * (x - mu_new), s))
+        at_end = jnp.any(i + 1 == jnp.asarray(self._ends, jnp.int32))
+
+        def end_window(args):
+            inner, count, mean, m2 = args
+            n = count
+            var = [(n / (n + 5.0)) * (s / jnp.maximum(n - 1.0, 1.0)) + 1e-3 * (5.0 / (n + 5.0)) for s in m2]
+            momentum = preconditioning_utils.update_momentum_distribution(
+                unnest.get_innermost(inner, "momentum_distribution"), var)
+            inner = set_momentum_distribution(inner, momentum)
+            inner = self.restart_step_size(state, inner, restart_seed, remaining=self._warmup - (i + 1))
+            zeros = [jnp.zeros_like(x) for x in mean]
+            return inner, jnp.zeros_like(count), zeros, [jnp.zeros_like(x) for x in m2]
+
+        inner, count, mean, m2 = jax.lax.cond(at_end, end_window, lambda a: a, (inner, count, mean, m2))
+        return state, WarmupResults(inner, i + 1, count, mean, m2)
+
+    def restart_step_size(self, state, dassa_results, seed, remaining):
+        """Stan's step-size restart: the heuristic from the current step size, then dual averaging afresh
+        (its shrinkage target 10x the new step size), finishing after `remaining` iterations."""
+        dassa = self._inner
+        inner = dassa_results.inner_results
+        step = dassa_results.new_step_size
+        if self._find_step:
+            step = find_reasonable_step_size(self._target, state, inner, step, seed)
+        inner = dassa.step_size_setter_fn(inner, step)
+        restarted = dassa._bootstrap_from_inner_results(state, inner)  # noqa: SLF001 - as TFP's own windowed kernel
+        return restarted._replace(num_adaptation_steps=jnp.asarray(remaining, jnp.int32))
+
+    def initialize(self, state, kr, seed):
+        """After bootstrap: Stan's step-size heuristic (when there is a warmup), dual averaging over all of it."""
+        if self._warmup == 0:
+            return kr
+        inner = self.restart_step_size(list(state), kr.inner_results, seed, remaining=self._warmup)
+        return kr._replace(inner_results=inner)
+
+
+def set_momentum_distribution(results, momentum):
+    """Put a new momentum distribution everywhere the innermost kernel results hold one."""
+    results = unnest.replace_innermost(results, momentum_distribution=momentum)
+    proposed = unnest.get_innermost(results, "proposed_results", default=None)
+    if proposed is not None and hasattr(proposed, "momentum_distribution"):
+        results = unnest.replace_innermost(results, proposed_results=proposed._replace(
+            momentum_distribution=momentum))
+    return results
+
+
+def per_chain(eps, x):
+    """A per-chain value [chains] shaped to broadcast against a state part [chains, ...]."""
+    return jnp.reshape(eps, eps.shape + (1,) * (x.ndim - 1))
+
+
+def find_reasonable_step_size(target, state, inner, step, seed, max_tries=60):
+    """Stan's `init_stepsize`, per chain: from the current step size, one leapfrog step with fresh momenta;
+    double it while the acceptance exp(-dH) stays above 0.8, or halve it while it stays below, stopping at the
+    first step size where that flips. Returns step sizes shaped like `step`. Nothing here sums across devices:
+    the momentum distribution's Sharded parts and the target already do."""
+    momentum = unnest.get_innermost(inner, "momentum_distribution")
+    lp0 = unnest.get_innermost(inner, "target_log_prob")
+    g0 = unnest.get_innermost(inner, "grads_target_log_prob")
+    eps0 = jnp.reshape(step[0], lp0.shape)
+    kinetic = lambda *p: -momentum.log_prob(list(p))  # noqa: E731
+    log08 = jnp.log(jnp.asarray(0.8, lp0.dtype))
+
+    def delta_h(eps, key):
+        p = list(momentum.sample(seed=key))
+        h0 = -lp0 + kinetic(*p)
+        p_half = [pi + 0.5 * per_chain(eps, pi) * gi for pi, gi in zip(p, g0)]
+        v = jax.grad(lambda *q: jnp.sum(kinetic(*q)), argnums=tuple(range(len(p_half))))(*p_half)
+        z1 = [zi + per_chain(eps, zi) * vi for zi, vi in zip(state, v)]
+        lp1, vjp = jax.vjp(target, *z1)
+        g1 = vjp(jnp.ones_like(lp1))
+        p1 = [pi + 0.5 * per_chain(eps, pi) * gi for pi, gi in zip(p_half, g1)]
+        h1 = -lp1 + kinetic(*p1)
+        h1 = jnp.where(jnp.isnan(h1), jnp.inf, h1)
+        return h0 - h1
+
+    k0, key = jax.random.split(seed)
+    direction = jnp.where(delta_h(eps0, k0) > log08, 1.0, -1.0).astype(lp0.dtype)
+
+    def cond(c):
+        i, _, done, _ = c
+        return (i < max_tries) & ~jnp.all(done)
+
+    def body(c):
+        i, eps, done, key = c
+        key, k = jax.random.split(key)
+        dh = delta_h(eps, k)
+        stop = ((direction > 0) & ~(dh > log08)) | ((direction < 0) & ~(dh < log08))
+        done = done | stop
+        eps = jnp.where(done, eps, jnp.where(direction > 0, 2.0 * eps, 0.5 * eps))
+        return i + 1, eps, done, key
+
+    _, eps, _, _ = jax.lax.while_loop(cond, body, (0, eps0, jnp.zeros(lp0.shape, bool), key))
+    eps = jnp.where(jnp.isfinite(eps) & (eps > 0), eps, eps0)
+    return [jnp.reshape(eps, s.shape).astype(s.dtype) for s in step]
+
+
+def shard_axis_names(latents, axes):
+    """Per unconstrained part: the mesh axes it is split over (sharded latents), or None."""
+    if not axes:
+        return None
+    names = [list(axes) if v.sharded_dim is not None else None for v in latents]
+    return names if any(names) else None
+
+
+def make_kernel(target, cfg: SamplerConfig, state, latents, axes):
+    """Preconditioned NUTS or HMC (TFP) with per-chain dual-averaging step size, inside Stan's windowed warmup.
+    The momentum distribution is TFP's preconditioning one (Sharded parts for sharded latents); the NUTS U-turn
+    criterion sums over devices for sharded parts."""
+    shard_axes = shard_axis_names(latents, axes)
+    lp_shape = state[0].shape[:1]
+    momentum = preconditioning_utils.make_momentum_distribution(
+        list(state), lp_shape, [jnp.ones_like(x) for x in state], shard_axis_names=shard_axes)
+    step = [jnp.full(x.shape[:1] + (1,) * (x.ndim - 1), cfg.initial_step_size, x.dtype) for x in state]
+    if cfg.sampler == "nuts":
+        inner = tfp.experimental.mcmc.PreconditionedNoUTurnSampler(
+            target, step, max_tree_depth=cfg.max_tree_depth, max_energy_diff=DIVERGENCE,
+            momentum_distribution=momentum, experimental_shard_axis_names=shard_axes)
+    else:
+        inner = tfp.experimental.mcmc.PreconditionedHamiltonianMonteCarlo(
+            target, step, cfg.leapfrog, momentum_distribution=momentum, store_parameters_in_results=True)
+        if shard_axes:
+            inner = inner.experimental_with_shard_axes(shard_axes)
+    # Dual averaging ends with the warmup (with none, the step size never changes).
+    dassa = tfp.mcmc.DualAveragingStepSizeAdaptation(
+        inner, num_adaptation_steps=cfg.warmup, target_accept_prob=cfg.accept_target)
+    return WindowedAdaptation(dassa, target, cfg.warmup, adapt_metric=cfg.metric == "diag",
+                              find_step=True)
+
