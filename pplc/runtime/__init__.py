@@ -1,1 +1,1 @@
-"""Running compiled models: devices, data, SPMD entry, sampling, diagnostics, output, CLI."""
+"""Running compiled models: devices, data, the log density, sampling, predictions, outputs."""
