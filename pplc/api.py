@@ -14,7 +14,10 @@ from .dsl.diagnostics import Diagnostic, PPLError
 from .dsl.parse import parse
 from .dsl.spans import Source
 from .runtime import data as data_lib
-from .runtime.density import log_density
+from .runtime.density import LogDensity
+from .runtime.devices import cache as cache_lib
+from .runtime.devices import distributed
+from .runtime.devices.mesh import is_main_process
 from .runtime.output import Fit
 from .runtime.program import Program
 from .runtime.sampling import hostloop
@@ -74,6 +77,7 @@ class Model:
 
     def __post_init__(self):
         self.program = Program.from_source(self.ir, self.source, self.filename)
+        self._densities = {}  # (devices, spmd, x64, sizes, data shapes and dtypes) -> LogDensity
 
     @property
     def module(self):
@@ -95,32 +99,52 @@ class Model:
         for v in self.ir.of_kind("data"):  # observed arrays not given: placeholders, the prior draws them
             arrays.setdefault(v.name, np.zeros([bound.sizes[d] for d in v.phys], data_lib.DTYPES[v.dtype]))
         draw = self.program.unsharded_model(arrays, bound.sizes).sample(seed=jax.random.PRNGKey(seed))
-        values = {k: np.asarray(v) for k, v in draw._asdict().items()}
+        values = {k: np.asarray(v) for k, v in self.program.by_name(draw).items()}
         latents = {n: values[n] for n in self.latents}
         extra = self.module.derived(latents, arrays, bound.sizes, self.program.all_true_masks(bound.sizes), [])
         values.update({k: np.asarray(v) for k, v in extra.items()})
         return values
 
+    def log_density(self, data, devices: int = 1, spmd: str = "shard_map") -> LogDensity:
+        """The log density with `data` bound, as pure JAX functions of the latents: `unconstrained(z)` (with the
+        log-Jacobian: what a sampler wants; works under jax.jit, jax.grad, jax.vmap), `value_and_grad(z)`
+        (compiled once), `constrain`, `unconstrain`, `init(seed)`. `devices` > 1: the sharded program on a mesh
+        of that many devices (same values). One is kept per data shape, devices and SPMD mode, so that a second
+        call with data of the same shapes reuses its compiled programs."""
+        import jax
+
+        bound = _as_data(self.ir, data)
+        key = (devices, spmd, bool(jax.config.jax_enable_x64), tuple(sorted(bound.sizes.items())),
+               tuple(sorted((k, np.shape(a), str(np.asarray(a).dtype)) for k, a in bound.arrays.items())))
+        cached = self._densities.get(key)
+        if cached is None:
+            cached = self._densities[key] = LogDensity(self.program, bound, devices, spmd)
+            cached._bound = bound
+            return cached
+        return cached if cached._bound is bound else cached.with_data(bound)
+
     def log_prob(self, params: dict, data, devices: int = 1, spmd: str = "shard_map"):
         """The model's log density (constrained scale, no Jacobian) at `params`, with the data split
-        over `devices` devices (1: the unsharded model)."""
+        over `devices` devices (1: the unsharded model); compiled once per data shape."""
         val, _ = self._evaluate(params, data, devices, False, spmd)
         val = np.asarray(val)
         return float(val) if val.ndim == 0 else val
 
     def grad_log_prob(self, params: dict, data, devices: int = 1, spmd: str = "shard_map") -> dict:
-        """The gradient of `log_prob` with respect to every latent (summed over any leading batch dims)."""
+        """The gradient of `log_prob` with respect to every latent (summed over any leading batch dims); compiled
+        once per data shape."""
         _, grad = self._evaluate(params, data, devices, True, spmd)
         return grad
 
     def _evaluate(self, params: dict, data, devices: int, with_grad: bool, spmd: str = "shard_map"):
         """The log density at `params` and (`with_grad`) its gradient, in one program: `log_prob` and
         `grad_log_prob` at once."""
-        return log_density(self.program, _as_data(self.ir, data), params, devices, with_grad, spmd)
+        return self.log_density(data, devices, spmd).log_prob(params, with_grad)
 
     def sample(self, data, devices: int = 1, *, spmd: str = "shard_map", progress: bool = False,
                matmul_precision: str | None = None, checkpoint: str | None = None,
                checkpoint_every: int | None = None, resume: bool = False, block: int | None = None,
+               coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None,
                **options) -> Fit:
         """Sample the posterior with the data split over `devices` devices. `options` are `SamplerConfig`'s
         fields (chains=4, warmup=1000, draws=1000, sampler="nuts", step_size, leapfrog=10, seed=0,
@@ -130,7 +154,11 @@ class Model:
         where the whole sampler state is saved every `checkpoint_every` iterations, `resume` to go on from it
         (the same draws as an uninterrupted run); `block`: iterations per SPMD call. Ctrl-C raises
         `pplc.Interrupted`, whose `fit` holds the draws so far.
-        `matmul_precision`: one of MATMUL_PRECISIONS, for the matmuls of the whole run."""
+        `matmul_precision`: one of MATMUL_PRECISIONS, for the matmuls of the whole run.
+        Several processes (hosts): `coordinator` ("HOST:PORT" of process 0), `num_processes`, `process_id` join
+        this one to them through `jax.distributed` (before anything else uses JAX; under Slurm or Open MPI JAX
+        finds them itself); `devices` then counts this process's devices, the mesh spans all processes, and
+        only process 0 shows progress (every process gets the whole Fit). See docs/scaling.md."""
         import contextlib
 
         import jax
@@ -139,6 +167,9 @@ class Model:
             options["init"] = str(options["init"])
         cfg = SamplerConfig.from_options(**options)
         cfg.validate()
+        distributed.initialize(coordinator, num_processes, process_id, devices)
+        if not is_main_process():
+            progress = False
         with (jax.enable_x64(True) if cfg.x64 else contextlib.nullcontext()):
             bound = _as_data(self.ir, data)
             mesh, layout = data_lib.on_mesh(self.program, bound.sizes, devices)
@@ -161,17 +192,27 @@ class Model:
         trace.update({k: v for k, v in draws_.items() if k in tracks})
         draws_ = {k: v for k, v in draws_.items() if k not in tracks}
         observed = {k: np.asarray(bound.arrays[k]) for k in self.module.OBSERVED if k in bound.arrays}
+        constant = {k: np.asarray(x) for k, x in bound.arrays.items() if k not in observed}
         dims = {v.name: list(v.phys) for v in self.ir.variables
                 if v.name in draws_ or v.name in trace or v.name in observed}
         meta = {"config": dataclasses.asdict(cfg), "tracked": tracks, "notes": list(notes),
                 "model_file": self.filename}
         return Fit(draws_, trace, timing, os.path.basename(self.filename), program=self.program, dims=dims,
-                   meta=meta, observed=observed)
+                   meta=meta, observed=observed, constant=constant)
+
+
+def compilation_cache(path: str | bool | None = True) -> str | None:
+    """Where JAX's persistent compilation cache keeps compiled programs: True for the default folder
+    ($PPLC_CACHE_DIR, else $XDG_CACHE_HOME/pplc or ~/.cache/pplc), a folder, or False to run without it (as
+    `pplc run --no-cache`). The cache is on by default from the first `compile`; returns the folder or None."""
+    return cache_lib.set_cache(path)
 
 
 def compile(text: str, filename: str = "<string>", consts: dict | None = None) -> Model:  # noqa: A001
     """Compile .ppl source text (`consts` override the model's const values); raises PPLError with
-    located diagnostics."""
+    located diagnostics. Turns JAX's persistent compilation cache on, unless `compilation_cache(False)` was
+    called or PPLC_NO_CACHE is set."""
+    cache_lib.ensure_default()
     source = Source(text, filename)
     program = parse(text, filename)
     model, warnings = check(program, source, consts)

@@ -1,9 +1,19 @@
-"""Test setup: 8 host CPU devices (before JAX starts its backend), paths, and the shared-data skip."""
+"""Test setup: 8 host CPU devices (before JAX starts its backend), a temporary compilation cache, paths, and the
+shared-data skip."""
+import atexit
 import os
+import shutil
+import tempfile
 
 import jax
 
 jax.config.update("jax_num_cpu_devices", 8)
+
+# pplc keeps compiled programs in a user cache folder by default: the tests use one of their own (and so do the
+# `pplc` processes they start, which inherit the environment), never the user's.
+_CACHE = tempfile.mkdtemp(prefix="pplc-test-cache-")
+os.environ["PPLC_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 import pytest  # noqa: E402
 

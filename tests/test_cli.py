@@ -36,7 +36,8 @@ def test_each_sampler_option_has_its_help_choices_and_group():
     for f in SamplerConfig.options():
         action = by_dest[f.name]
         assert action.option_strings == ["--" + f.name.replace("_", "-")]
-        assert action.help == f.metadata["help"]
+        assert action.help.startswith(f.metadata["help"])  # and its default, added when the help lacks it
+        assert f.default is False or "default" in action.help
         assert (tuple(action.choices) if action.choices else None) == f.metadata["choices"]
         assert f.name in groups[RUN_GROUPS[f.metadata["group"]]]
 

@@ -352,8 +352,8 @@ track eval = exp(jnp)
 
 def test_python_names_end_to_end():
     """Data and quantities named like Python keywords, builtins or the generated module's own names compile,
-    run, and keep their .ppl names in the data, the draws and the outputs. (Random variables named like a
-    Python keyword are an error: TFP names its sites with them.)"""
+    run, and keep their .ppl names in the data, the draws and the outputs (random variables too: a TFP site
+    gets the Python name, and the module's SITE_NAMES maps it; a latent `lambda`: tests/test_language_fixes.py)."""
     import numpy as np
 
     import pplc
@@ -371,6 +371,8 @@ def test_python_names_end_to_end():
     draw = m.sample_prior(data, seed=1)
     assert {"model", "dims", "dims_", "class", "jnp", "eval", "print", "print_"} <= set(draw)
     assert np.allclose(draw["class"], draw["dims"] + draw["dims_"])
+    assert m.module.SITE_NAMES == {"model": "model_", "dims": "dims_", "dims_": "dims__", "print": "print_",
+                                   "print_": "print__"}
 
 
 def test_generated_names_are_reserved():

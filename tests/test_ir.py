@@ -155,3 +155,170 @@ def test_unconstrained_shapes_and_what_supports_mean_to_codegen_and_predict():
         "count": "zero", "bounded_count": "zero", "categorical": "zero"}
     assert {s for s in Support if SUPPORTS[s].predict_kind != "means"} == {"binary", "categorical"}
     assert SUPPORTS[Support.CATEGORICAL].predict_kind == "class probabilities"
+
+
+# ----------------------------------------------------------------------------- repeated dims and indexing (issue 10)
+# Axes are positional: a value may name a dim twice (`A: real[k, k]`). Each case is checked in float64 against
+# NumPy (or SciPy for densities), or is a located refusal.
+SQUARE = ("data A: real[k, k]\ndata x: real[k, n]\ndata w: real[k]\ndata v: real[n]\ndata s: real\n"
+          "data ik: int[m]\ndata jn: int[m]\ndata gk: int[n]\nu ~ Normal(0, 1)\n")
+
+
+def square_data():
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    k, n, m = 3, 4, 5
+    return {"A": rng.normal(size=(k, k)), "x": rng.normal(size=(k, n)), "w": rng.normal(size=(k,)),
+            "v": rng.normal(size=(n,)), "s": np.float64(0.7), "ik": rng.integers(0, k, m).astype(np.int32),
+            "jn": rng.integers(0, n, m).astype(np.int32), "gk": rng.integers(0, k, n).astype(np.int32)}
+
+
+def value_of(expr, plate=None):
+    """`z = expr + 0 * u` (inside `plate`, if given) evaluated by pplc in float64."""
+    import jax
+    import numpy as np
+
+    body = f"z = {expr} + 0 * u\n"
+    text = SQUARE + (f"plate {plate} {{\n  {body}}}\n" if plate else body)
+    with jax.enable_x64(True):
+        out = pplc.compile(text, "sq.ppl").sample_prior(square_data(), seed=0)
+    return np.asarray(out["z"])
+
+
+def refusal(text):
+    import pytest
+
+    with pytest.raises(pplc.PPLError) as e:
+        pplc.compile(text, "sq.ppl")
+    return e.value.render()
+
+
+def test_square_matrix_products_are_numpy_matmul():
+    import numpy as np
+
+    d = square_data()
+    A, x, w = d["A"], d["x"], d["w"]
+    for expr, want in [("A @ x", A @ x), ("A @ w", A @ w), ("w @ A", w @ A), ("x.T @ A", x.T @ A),
+                       ("A @ A", A @ A), ("x.T @ x", x.T @ x), ("x @ x.T", x @ x.T), ("A.T @ A @ w", A.T @ A @ w)]:
+        np.testing.assert_allclose(value_of(expr), want, rtol=1e-12, atol=1e-12, err_msg=expr)
+    # inside a plate over n: each item x[:, t] is a vector over k
+    np.testing.assert_allclose(value_of("A @ x", "n"), (A @ x).T, rtol=1e-12, err_msg="plate n: A @ x")
+
+
+def test_reductions_of_a_square_matrix_are_by_position():
+    import numpy as np
+    from scipy.special import logsumexp
+
+    d = square_data()
+    A, w = d["A"], d["w"]
+    for expr, want in [("sum(A)", A.sum()), ("mean(A)", A.mean()), ("max(A)", A.max()), ("min(A)", A.min()),
+                       ("logsumexp(A)", logsumexp(A, axis=-1)), ("dot(A, w)", (A * w).sum(-1)),
+                       ("dot(A, A)", (A * A).sum(-1)), ("softmax(A)", np.exp(A - logsumexp(A, -1, keepdims=True)))]:
+        got = value_of(expr)
+        assert got.shape == np.shape(want), expr
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=expr)
+    msg = refusal(SQUARE + "z = sum(A, k)\n")
+    assert msg.startswith("sq.ppl:10:12: error: `sum(..., k)` is ambiguous: the value has shape [k, k]"), msg
+
+
+def test_indexing_with_several_indices_is_numpy_advanced_indexing():
+    import numpy as np
+
+    d = square_data()
+    A, x, ik, jn, gk = d["A"], d["x"], d["ik"], d["jn"], d["gk"]
+    for expr, want in [("x[ik, jn]", x[ik, jn]), ("A[ik, ik]", A[ik, ik]), ("x[ik, 0]", x[ik, 0]),
+                       ("x[0, jn]", x[0, jn]), ("x[1, 2]", x[1, 2]), ("A[gk]", A[gk])]:
+        np.testing.assert_allclose(value_of(expr), want, rtol=1e-12, err_msg=expr)
+    # inside plates: the indices are seen one item at a time, and broadcast with the others
+    np.testing.assert_allclose(value_of("x[ik, jn]", "m"), x[ik, jn], rtol=1e-12)
+    np.testing.assert_allclose(value_of("A[gk, ik]", "n"), A[gk[:, None], ik[None, :]], rtol=1e-12)
+    np.testing.assert_allclose(value_of("A[gk, 0]", "n"), A[gk, 0], rtol=1e-12)
+    # index arrays over different dims do not line up (NumPy fails on shapes (5,) and (4,)): a located error
+    msg = refusal(SQUARE + "z = A[ik, gk]\n")
+    assert msg.startswith("sq.ppl:10:11: error: shape mismatch in the indices (they broadcast together): index "
+                          "`ik` has shape [m] and index `gk` has shape [n]"), msg
+
+
+def test_a_value_declared_in_a_plate_gets_its_dim_and_literals_are_cast():
+    import numpy as np
+
+    d = square_data()
+    np.testing.assert_allclose(value_of("s", "n"), np.full(4, d["s"]), rtol=1e-12)
+    np.testing.assert_allclose(value_of("w", "n"), np.broadcast_to(d["w"], (4, 3)), rtol=1e-12)
+    np.testing.assert_allclose(value_of("sigmoid(2)"), 1 / (1 + np.exp(-2.0)), rtol=1e-12)
+    np.testing.assert_allclose(value_of("sigmoid(ik)"), 1 / (1 + np.exp(-d["ik"])), rtol=1e-12)
+    np.testing.assert_allclose(value_of("where(2 < 0.5, 2, x)"), d["x"], rtol=1e-12)
+
+
+def test_repeated_dims_that_cannot_be_placed_are_located_errors():
+    msg = refusal(SQUARE + "plate k {\n  z = A + w\n}\n")
+    assert msg.startswith("sq.ppl:11:7: error: `A` has shape [k, k]: inside `plate k` it is unclear"), msg
+    msg = refusal("data D: real[n, n]\nplate n sharded over devices {\n  mu ~ Normal(0, 1)\n}\n")
+    assert msg.startswith("sq.ppl:1:9: error: data `D` would have the sharded dim `n` twice"), msg
+
+
+def test_square_sites_have_their_exact_density():
+    """A [k, k] site with a [k] parameter is widened over both axes (tfd.BatchBroadcast), by position."""
+    import jax
+    import numpy as np
+    from scipy import stats
+
+    from pplc.compiler.lower import BatchBroadcast, lower
+
+    d = square_data()
+    text = (SQUARE + "data Y: real[k, k]\nB: real[k, k] ~ Normal(w, 1)\nY ~ Normal(A @ w + B, s)\n")
+    m = pplc.compile(text, "sq.ppl")
+    assert any(isinstance(layer, BatchBroadcast) for layer in lower(m.ir)["B"].layers)
+    data = {**d, "Y": np.random.default_rng(4).normal(size=(3, 3))}
+    B = np.random.default_rng(5).normal(size=(3, 3))
+    with jax.enable_x64(True):
+        got = m.log_prob({"u": np.float64(0.2), "B": B}, data)
+    want = (stats.norm.logpdf(0.2) + stats.norm.logpdf(B, d["w"], 1).sum()
+            + stats.norm.logpdf(data["Y"], d["A"] @ d["w"] + B, d["s"]).sum())
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_int_total_count_is_cast_to_real():
+    """Binomial and NegativeBinomial with int data total_count (every Stan binomial model) against SciPy."""
+    import jax
+    import numpy as np
+    from scipy import stats
+
+    rng = np.random.default_rng(6)
+    n = rng.integers(1, 20, 6).astype(np.int32)
+    y = rng.binomial(n, 0.3).astype(np.int32)
+    for dist, logpmf in [("Binomial", lambda p: stats.binom.logpmf(y, n, p)),
+                         ("NegativeBinomial", lambda p: stats.nbinom.logpmf(y, n, 1 - p))]:
+        text = f"data n: int[m]\ndata y: int[m]\nq ~ Uniform(0, 1)\ny ~ {dist}(n, probs = q)\n"
+        m = pplc.compile(text, "b.ppl")
+        for x64 in (True, False):
+            with jax.enable_x64(x64):
+                got = m.log_prob({"q": np.float64(0.3)}, {"n": n, "y": y})
+            np.testing.assert_allclose(got, logpmf(0.3).sum(), rtol=1e-12 if x64 else 1e-5, err_msg=dist)
+
+
+def test_golden_square_matrices_model_has_its_exact_density():
+    """tests/golden/good/square_matrices.ppl (X.T @ X, a [k, k] latent, NumPy indexing, int trials) in float64
+    against SciPy."""
+    import jax
+    import numpy as np
+    from scipy import special, stats
+
+    model = pplc.compile_file(os.path.join(os.path.dirname(__file__), "golden", "good", "square_matrices.ppl"))
+    rng = np.random.default_rng(8)
+    n, k, m, c, g = 6, 3, 7, 4, 2
+    trials = rng.integers(1, 9, m).astype(np.int32)
+    data = {"X": rng.normal(size=(n, k)), "y": rng.normal(size=n), "county": rng.integers(0, c, m).astype(np.int32),
+            "group": rng.integers(0, g, m).astype(np.int32), "trials": trials,
+            "successes": rng.binomial(trials, 0.4).astype(np.int32), "W": rng.normal(size=(c, g, k))}
+    beta, L, sigma = rng.normal(size=k), rng.normal(size=(k, k)), 0.8
+    with jax.enable_x64(True):
+        got = model.log_prob({"beta": beta, "L": L, "sigma": np.float64(sigma)}, data)
+    X, W = data["X"], data["W"]
+    logits = (W[data["county"], data["group"]] * beta).sum(-1) + sigma
+    want = (stats.norm.logpdf(beta).sum() + stats.norm.logpdf(L, beta[None, :], 1).sum()
+            + stats.halfnorm.logpdf(sigma)
+            + stats.norm.logpdf(data["y"], X @ (L @ beta) + (L * L).sum(-1)[0], sigma).sum()
+            + stats.binom.logpmf(data["successes"], trials, special.expit(logits)).sum())
+    np.testing.assert_allclose(got, want, rtol=1e-12)

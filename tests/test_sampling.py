@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from conftest import ROOT, shared_path
 from jax.sharding import Mesh, PartitionSpec as P
-from tensorflow_probability.substrates.jax.experimental.distribute import Sharded
 from tensorflow_probability.substrates.jax.internal import distribute_lib, unnest
 
 import pplc
@@ -46,13 +45,14 @@ def test_warmup_windows_are_stans():
 def test_mass_matrix_of_a_sharded_latent_stays_sharded_and_is_estimated_per_device():
     """Preconditioned HMC in the windowed warmup on 2 devices: a replicated latent `a` (sd 3) and a latent `b`
     sharded over devices (sds 0.4 .. 2.5, each device holding its own items). After the slow windows the
-    momentum distribution's part for `b` is still `Sharded`, and each device's inverse mass matrix is the
+    momentum distribution's part for `b` is still sharded, and each device's inverse mass matrix is the
     variance of its own items; the replicated part is the same on every device."""
     n, chains, warmup = 8, 2, 200  # slow windows [75, 100) and [100, 150), then a terminal buffer
     assert warmup_windows(warmup) == (75, [100, 150])
     scales = np.geomspace(0.4, 2.5, n)
     mesh = Mesh(np.array(jax.devices()[:2]), ("data",))
-    latents = [type("V", (), {"sharded_dim": None})(), type("V", (), {"sharded_dim": "n"})()]
+    latents = [type("V", (), {"sharded_dim": None, "phys": ()})(),
+               type("V", (), {"sharded_dim": "n", "phys": ("n",)})()]
     cfg = SamplerConfig(sampler="hmc", leapfrog=4, chains=chains, warmup=warmup)
     kinds = {}
 
@@ -62,7 +62,7 @@ def test_mass_matrix_of_a_sharded_latent_stays_sharded_and_is_estimated_per_devi
             return -0.5 * (a / 3.0) ** 2 + lp_b
 
         z = [jnp.zeros([chains]), jnp.zeros([chains, scales.shape[0]])]
-        kernel = make_kernel(target, cfg, z, latents, ["data"])
+        kernel = make_kernel(target, cfg, z, latents, ["data"], {"n": n})
         kr = kernel.initialize(z, kernel.bootstrap_results(z), key)
 
         def step(c, k):
@@ -70,16 +70,13 @@ def test_mass_matrix_of_a_sharded_latent_stays_sharded_and_is_estimated_per_devi
 
         (z, kr), _ = jax.lax.scan(step, (z, kr), jax.random.split(key, warmup))
         md = unnest.get_innermost(kr.inner_results, "momentum_distribution")
-        kinds["parts"] = [type(bb.distribution) for bb in md.model]
-        parts = [bb.distribution for bb in md.model]
-        parts = [p.distribution if isinstance(p, Sharded) else p for p in parts]  # -> TransformedDistribution
-        prec = [p.distribution.precision.diag_part() for p in parts]
-        return prec[0][None], prec[1]
+        kinds["parts"] = md.sharded
+        return md.var[0][None], md.var[1]
 
     fn = jax.jit(jax.shard_map(run, mesh=mesh, in_specs=(P("data"), P()), out_specs=(P("data"), P(None, "data")),
                                check_vma=False))
     var_a, var_b = (np.asarray(x) for x in fn(scales, jax.random.PRNGKey(0)))
-    assert kinds["parts"][0] is not Sharded and kinds["parts"][1] is Sharded
+    assert kinds["parts"][0] is None and kinds["parts"][1] == (1, n)  # replicated; items on axis 1 of [chains, n]
     assert np.array_equal(var_a[0], var_a[1]), "the replicated part's mass matrix differs across devices"
     assert var_b.shape == (chains, n)
     ratio = var_b / scales ** 2  # 50 draws in the last window: the estimate is rough, but on each item's scale

@@ -7,8 +7,9 @@ import sys
 from .. import api
 from ..dsl.diagnostics import Diagnostic, PPLError
 from ..runtime import data as data_lib
-from ..runtime.devices.mesh import request_devices
-from ..runtime.output import Fit, plots
+from ..runtime.devices import distributed
+from ..runtime.devices.mesh import is_main_process, request_devices
+from ..runtime.output import Fit, loo, plots
 from ..runtime.sampling.hostloop import Interrupted
 from ..studies import datasets, recommend
 from .options import sampler_settings
@@ -79,7 +80,9 @@ def run_command(args) -> int:
             raise PPLError(Diagnostic(f"--devices must be at least 1 (got {args.devices})",
                                       hint="--devices N splits the sharded plates over N devices; --devices 1 runs "
                                            "the model on one"))
-        request_devices(args.devices)  # before JAX starts its backend
+        # Before JAX starts its backend: several processes join (flags, or a Slurm/Open MPI environment).
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id, args.devices)
+        request_devices(args.devices)
     if args.command in COMMANDS:
         return COMMANDS[args.command](args)
     model = api.compile_file(args.model, consts=parse_consts(getattr(args, "const", [])))
@@ -110,19 +113,40 @@ def _compile(args, model) -> int:
     return 0
 
 
+def _devices_note(args, model) -> None:
+    """`--devices N` (N > 1) on a model with no sharded plate: a note that the devices have nothing to split."""
+    if args.devices > 1 and not model.ir.sharded_dims:
+        print(f"note: {os.path.basename(args.model)} has no sharded plate, so the {args.devices} devices have "
+              f"nothing to split: each runs the whole model (--devices 1 does the same work on one)\n"
+              f"  hint: `plate DIM sharded over devices {{ ... }}` splits DIM's items over the devices",
+              file=sys.stderr)
+
+
 def _run(args, model) -> int:
+    _devices_note(args, model)
+    declared = [v.name for v in model.ir.of_kind("data")]
+    if args.data is None and declared:
+        raise PPLError(Diagnostic(f"{args.model} declares data ({', '.join(f'`{n}`' for n in declared)}): "
+                                  "give it with --data FILE", hint="a .npz or Stan-style .json file, arrays by name"))
+    main = is_main_process()  # of several processes, process 0 alone writes and prints
     try:
-        fit = model.sample(args.data, devices=args.devices, spmd=args.spmd, progress=not args.quiet,
+        fit = model.sample(args.data, devices=args.devices, spmd=args.spmd, progress=not args.quiet and main,
                            matmul_precision=args.matmul_precision, checkpoint=args.checkpoint,
                            checkpoint_every=args.checkpoint_every, resume=args.resume, block=args.block,
                            **sampler_settings(args))
     except Interrupted as e:
-        return _interrupted(e, args)
-    fit.save(args.out)
-    if not args.quiet:
-        print(fit.summary())
-    print(f"wrote {args.out}", file=sys.stderr)
-    return 0
+        return distributed.agree(_interrupted(e, args) if main else 130)
+    status = 0
+    if main:
+        try:
+            fit.save(args.out)
+            if not args.quiet:
+                print(fit.summary())
+            print(f"wrote {args.out}", file=sys.stderr)
+        except Exception:
+            distributed.agree(1)  # the others learn of it, then the error is reported here
+            raise
+    return distributed.agree(status)
 
 
 def _interrupted(e: Interrupted, args) -> int:
@@ -138,7 +162,13 @@ def _interrupted(e: Interrupted, args) -> int:
 
 
 def _summary(args) -> int:
-    print(_fit_file(args.fit).summary(per_array=args.rows))
+    print(_fit_file(args.fit).summary(per_array=args.rows, sort=args.sort))
+    return 0
+
+
+def _loo(args) -> int:
+    """`pplc loo`: PSIS-LOO of each fit (ArviZ), and ArviZ's comparison when there are several."""
+    print(loo.loo_text(args.fits, var_name=args.var))
     return 0
 
 
@@ -191,5 +221,5 @@ def _recommend(args, model) -> int:
     return 0
 
 
-COMMANDS = {"summary": _summary, "plot": _plot, "data": _data}  # on files: no model to compile
+COMMANDS = {"summary": _summary, "plot": _plot, "data": _data, "loo": _loo}  # on files: no model to compile
 MODEL_COMMANDS = {"check": _check, "compile": _compile, "run": _run, "predict": _predict, "recommend": _recommend}

@@ -4,8 +4,11 @@ from __future__ import annotations
 import argparse
 import typing
 
+from .._version import __version__
 from ..api import MATMUL_PRECISIONS
+from ..runtime.devices import cache as cache_lib
 from ..runtime.devices.spmd import MODES
+from ..runtime.output.summary import PER_ARRAY as ROWS
 from ..runtime.sampling.config import SamplerConfig
 from ..studies.datasets import DATASETS
 
@@ -22,8 +25,16 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(1, f"{self.prog}: error: {message}\n  hint: `{self.prog} --help` lists the options\n")
 
 
+class _NoCache(argparse.Action):
+    """`--no-cache`: JAX's persistent compilation cache off for this process (before the model compiles)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, True)
+        cache_lib.set_cache(False)
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model")
+    p.add_argument("model", help="the model (.ppl file)")
     p.add_argument("--const", action="append", default=[], metavar="NAME=VALUE", help=CONST_HELP)
 
 
@@ -39,14 +50,15 @@ def sampler_options(groups: dict) -> None:
             groups[meta["group"]].add_argument(flag, action="store_true", help=meta["help"])
             continue
         kind = next(t for t in typing.get_args(kind) or (kind,) if t is not type(None))
+        text = meta["help"] if "default" in meta["help"] else f"{meta['help']} (default {f.default})"
         groups[meta["group"]].add_argument(flag, type=kind, default=f.default, choices=meta["choices"],
-                                           help=meta["help"])
+                                           help=text)
 
 
 def _run_parser(sub) -> None:
     r = sub.add_parser("run", help="sample a model's posterior")
     _model_options(r)
-    r.add_argument("--data", required=True, help=".npz or Stan-style .json data file")
+    r.add_argument("--data", help=".npz or Stan-style .json data file (needed when the model declares data)")
     groups = {name: r.add_argument_group(title) for name, title in RUN_GROUPS.items()}
     sampler_options(groups)
     out = groups["output"]
@@ -60,7 +72,14 @@ def _run_parser(sub) -> None:
                           "those of an uninterrupted run")
     out.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     dev = groups["devices"]
-    dev.add_argument("--devices", type=int, default=1, help="devices to split sharded plates over (default 1)")
+    dev.add_argument("--devices", type=int, default=1, help="devices to split sharded plates over (default 1; "
+                     "with several processes, this process's devices: the mesh spans all of them)")
+    dev.add_argument("--coordinator", metavar="HOST:PORT",
+                     help="several processes (hosts) as one mesh: the address of process 0, with --num-processes "
+                          "and --process-id (none needed under Slurm or Open MPI; see docs/scaling.md)")
+    dev.add_argument("--num-processes", type=int, metavar="P", help="processes in the run (with --coordinator)")
+    dev.add_argument("--process-id", type=int, metavar="I",
+                     help="this process's index, 0..P-1 (with --coordinator); process 0 writes the output")
     dev.add_argument("--spmd", default="shard_map", choices=MODES,
                      help="how a program runs over the devices: shard_map (default) or pmap")
     dev.add_argument("--block", type=int, metavar="N",
@@ -69,20 +88,35 @@ def _run_parser(sub) -> None:
     dev.add_argument("--matmul-precision", default="default", choices=MATMUL_PRECISIONS,
                      help="precision of the run's matmuls (default: the backend's; the seed used tensorfloat32, "
                           "as bfloat16 made HMC diverge)")
+    dev.add_argument("--no-cache", action=_NoCache, nargs=0, default=False,
+                     help="do not use the persistent compilation cache (default: compiled programs are kept in "
+                          "$PPLC_CACHE_DIR, else $XDG_CACHE_HOME/pplc or ~/.cache/pplc, and reused by later runs)")
 
 
 def _fit_parsers(sub) -> None:
     s = sub.add_parser("summary", help="print the summary of a saved fit (.npz or .nc): mean, MCSE, sd, quantiles, "
                        "ESS, R-hat, and warnings")
-    s.add_argument("fit")
-    s.add_argument("--rows", type=int, default=8, help="elements shown per array (worst R-hat first; default 8)")
+    s.add_argument("fit", help="a fit written by `pplc run --out` (.npz or .nc)")
+    s.add_argument("--rows", type=int, default=ROWS,
+                   help=f"arrays of up to N elements are shown whole; larger ones by their N elements of largest "
+                        f"R-hat (default {ROWS})", metavar="N")
+    s.add_argument("--sort", choices=("index", "rhat"), default="index",
+                   help="row order within an array: index (default) or rhat (largest first)")
 
     g = sub.add_parser("plot", help="trace and rank plots of a saved fit, and the traces of tracked quantities, "
                        "log density and step size (PNG)")
-    g.add_argument("fit")
+    g.add_argument("fit", help="a fit written by `pplc run --out` (.npz or .nc)")
     g.add_argument("-o", "--output", default="plots", help="output folder (default plots)")
     g.add_argument("--elements", type=int, default=6,
                    help="elements plotted per array (worst R-hat first; default 6)")
+
+
+def _loo_parser(sub) -> None:
+    c = sub.add_parser("loo", help="PSIS-LOO of saved fits (.nc, with their log_likelihood group) and, for more "
+                       "than one, ArviZ's comparison of the models")
+    c.add_argument("fits", nargs="+", metavar="FIT", help="fits written by `pplc run --out FIT.nc`")
+    c.add_argument("--var", metavar="NAME", help="the observed variable whose pointwise log-likelihood is used "
+                   "(default: the only one; needed when a model observes several)")
 
 
 def _predict_parser(sub) -> None:
@@ -121,6 +155,7 @@ def parser() -> argparse.ArgumentParser:
     ap = ArgumentParser(prog="pplc", description="Compile and run .ppl probabilistic models "
                                  "(TFP on JAX, data-parallel over devices).")
     ap.add_argument("--debug", action="store_true", help="show Python tracebacks of internal errors")
+    ap.add_argument("--version", action="version", version=f"pplc {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("check", help="parse and check a model; print its variables, shapes and placement")
@@ -134,6 +169,7 @@ def parser() -> argparse.ArgumentParser:
     _run_parser(sub)
     _fit_parsers(sub)
     _data_parser(sub)
+    _loo_parser(sub)
     _predict_parser(sub)
     _recommend_parser(sub)
     return ap

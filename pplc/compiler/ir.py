@@ -27,7 +27,10 @@ class Kind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Axes:
-    """A value's layout in its plate context: plate dims (batch, context order), then its item dims."""
+    """A value's layout in its plate context: plate dims (batch, context order), then its item dims.
+
+    Axes are positional: `item` may name a dim twice (`A: real[k, k]`); the names are labels that checking
+    compares and messages show, and every node that matches axes does so by position."""
 
     plates: tuple[str, ...] = ()
     item: tuple[str, ...] = ()
@@ -56,6 +59,13 @@ class Ref(Expr):
     phys: tuple[str, ...]  # the variable's stored layout (its declaration plates, then its item dims)
     kind: Kind
 
+    @property
+    def source_axes(self) -> tuple[int, ...]:
+        """For each axis of the view (`axes.all`), its position in `phys`: the plate axes (a plate's dim appears
+        once in `phys`: checking refuses a repeated dim inside a plate over it), then the others in order."""
+        at_plates = [self.phys.index(p) for p in self.axes.plates]
+        return tuple(at_plates) + tuple(i for i in range(len(self.phys)) if i not in at_plates)
+
 
 @dataclass(frozen=True)
 class Elementwise(Expr):
@@ -73,7 +83,7 @@ class MatMul(Expr):
 class Reduce(Expr):
     func: str  # sum mean max min logsumexp argmax
     arg: Expr
-    dims: tuple[str, ...]  # the item dims reduced
+    positions: tuple[int, ...]  # the item axes of `arg` reduced, by position (0 is its first item axis)
     sharded_dim: str | None  # reduced dim split across devices: psum/pmax after the local reduce
 
 
@@ -93,6 +103,24 @@ class TakeIndex(Expr):
 class Gather(Expr):
     value: Expr
     index: Expr  # integer data; gathers the first item dim of value
+
+
+@dataclass(frozen=True)
+class MultiIndex(Expr):
+    """NumPy's advanced indexing `value[i, j, ...]` with several indices (int literals or integer data arrays) on
+    the first item axes of `value`: the indices broadcast together (lined up with this node's plates and the
+    rank of their broadcast item shape), and their shape replaces the indexed axes."""
+
+    value: Expr
+    args: tuple[Expr, ...]  # the indices, one per indexed axis
+    rank: int  # the item rank of the indices' broadcast shape
+
+
+@dataclass(frozen=True)
+class Broadcast(Expr):
+    """`value` widened to this node's axes (the plates of the enclosing context it does not vary over)."""
+
+    value: Expr
 
 
 @dataclass(frozen=True)

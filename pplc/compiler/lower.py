@@ -8,11 +8,14 @@ from . import ir
 from .supports import SUPPORTS, Support
 
 
+COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+
+
 def is_literal(e: ir.Expr) -> bool:
     """An expression of literals only, such as `-1` or `1 / 2`: a Python number in generated code."""
     if isinstance(e, ir.Lit):
         return True
-    return isinstance(e, ir.Elementwise) and e.op in ("+", "-", "*", "/", "**", "neg") and all(
+    return isinstance(e, ir.Elementwise) and e.op in ("+", "-", "*", "/", "**", "neg", *COMPARISONS) and all(
         is_literal(a) for a in e.args)
 
 
@@ -100,10 +103,13 @@ def lower_site(v: ir.Variable) -> Site:
     brank = len(batch) - len(v.plates)
     given = [p for p, _ in dist.params]
     positional = not spec.one_of and given == list(spec.params[:len(given)])
-    covered = set()  # the batch dims that some parameter varies over
+    covered = set()  # the positions of the batch axes that some parameter varies over
     for pname, e in dist.params:
         r = spec.param_event_rank.get(pname, 0)
-        covered |= set(e.axes.plates) | set(e.axes.item[:len(e.axes.item) - r] if r else e.axes.item)
+        covered |= {v.plates.index(p) for p in e.axes.plates}
+        p_item = e.axes.item[:len(e.axes.item) - r] if r else e.axes.item
+        # item axes line up from the last one (a `1` axis does not vary)
+        covered |= {len(batch) - 1 - i for i, d in enumerate(reversed(p_item)) if d == batch[len(batch) - 1 - i]}
     sharded = v.sharded_dim is not None
     iid = not sharded and not covered  # tfd.Sample adds the batch dims, so parameters stay unlifted
     # Literal parameters only: TFP makes such a distribution float32 whatever the run's dtype, so they go
@@ -124,7 +130,7 @@ def lower_site(v: ir.Variable) -> Site:
         if batch:
             layers.append(Sample(batch))
     else:
-        if not set(batch) <= covered:
+        if len(covered) < len(batch):
             layers.append(BatchBroadcast(batch))
         if sharded:
             layers.append(Masked(v.sharded_dim, batch, SUPPORTS[Support(v.support)].pad_value))

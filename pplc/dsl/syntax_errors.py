@@ -10,6 +10,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from ..grammar import parser
 from .diagnostics import Diagnostic
 from .spans import Source, Span
+from .stan_habits import stan_habit
 
 TOKEN_WORDS = {
     "RPAR": "')'", "LPAR": "'('", "RSQB": "']'", "LSQB": "'['", "RBRACE": "'}'", "LBRACE": "'{'",
@@ -133,6 +134,7 @@ def _example_states() -> list[tuple[str, int, str]]:
 
 
 EXPR_START = {"NAME", "INT", "FLOAT", "LPAR"}
+BINARY_OPERATORS = {"+", "-", "*", "/", "@", "**", "==", "!=", "<", "<=", ">", ">="}
 OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "AT", "__ANON_0", "COMP_OP"}
 
 
@@ -216,12 +218,16 @@ def syntax_diagnostic(exc: UnexpectedInput, source: Source) -> Diagnostic:
     ttype = "$END" if at_end else tok.type
     if stack:
         ch, ol, oc = stack[-1]
-        # (newlines inside brackets are dropped, so an end of line there is the end of the file)
-        if at_end or ttype == "_NL" or ol < line or (ttype == "RBRACE" and ch in "(["):
+        # (newlines inside ( ) and [ ] are dropped, so an end of line there is the end of the file; a plate's '{'
+        # spans lines by design, so only the end of the file shows that it was left open)
+        if at_end or (ch in "([" and (ttype == "_NL" or ol < line or ttype == "RBRACE")):
             where = "the end of the file" if at_end or ttype == "_NL" else f"'{tok}' at {line}:{col}"
             return Diagnostic(f"unclosed '{ch}' opened at {ol}:{oc}", Span(ol, oc, ol, oc + 1),
                               notes=(f"still open at {where}",),
                               hint=f"close it with '{ {'(': ')', '[': ']', '{': '}'}[ch] }'")
+    habit = None if at_end else stan_habit(source, line)
+    if habit is not None:
+        return habit
     if ttype in ("RPAR", "RSQB", "RBRACE") and not any(o == {"RPAR": "(", "RSQB": "[", "RBRACE": "{"}[ttype]
                                                         for o, _, _ in stack):
         return Diagnostic(f"unmatched '{tok}': no '{ {'RPAR': '(', 'RSQB': '[', 'RBRACE': '{'}[ttype]}' is open here",
@@ -262,6 +268,9 @@ def syntax_diagnostic(exc: UnexpectedInput, source: Source) -> Diagnostic:
             hint = "e.g. `y ~ Normal(0, 1)`"
         else:
             msg = f"expected a value after '{prev}', found {what}"
+            if tok.type == "_NL" and prev in BINARY_OPERATORS:
+                hint = (f"to go on on the next line, start that line with the operator (`{prev} ...`) "
+                        "or put the expression in parentheses")
     elif label == "end_of_statement":
         msg = f"expected the end of the statement, found {what}"
         hint = "one statement per line"

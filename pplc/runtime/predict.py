@@ -9,6 +9,7 @@ from ..compiler.supports import SUPPORTS, Support
 from ..dsl.diagnostics import Diagnostic, PPLError
 from . import data as data_lib
 from .files import save_npz
+from .loglik import layer_types
 from .program import Program
 
 # Work per jitted call: draws x predicted elements (floats) kept under this.
@@ -63,10 +64,15 @@ class Prediction:
 
 
 def _unwrap(dist):
-    """The elementwise distribution inside the Sharded / Independent / Masked wrappers of a site."""
-    while hasattr(dist, "distribution"):
+    """The elementwise distribution inside the Sharded / Independent / Masked / Sample wrappers of a site, and how
+    many dims the Sample layers add after its batch dims (iid draws of one distribution: `y ~ Poisson(rate)`
+    with a scalar `rate` over `y`'s dims)."""
+    added = 0
+    while isinstance(dist, layer_types()):  # not further: a LogNormal's own inner Normal is not its predictive
+        if hasattr(dist, "sample_shape"):  # tfd.Sample
+            added += int(np.size(dist.sample_shape))
         dist = dist.distribution
-    return dist
+    return dist, added
 
 
 def _flat_draws(latents: list, draws: dict, sizes: dict) -> tuple[tuple, dict]:
@@ -134,21 +140,25 @@ def predict(program: Program, draws: dict, data, per_draw: bool = False, chunk: 
     def evaluate(values, weights, data, state):
         """Per-draw predictives of a chunk of draws, summed (with `weights`: 0 for padding) into `state`."""
         jd = program.unsharded_model(data, sizes)
-        names = jd.dtype._fields
+        names = list(program.by_name({site: None for site in jd.dtype._fields}))  # .ppl names, in site order
         value = [values[n] if n in values else data[n] for n in names]
         dists, _ = jd.sample_distributions(seed=jax.random.PRNGKey(0), value=value)
         dists = dict(zip(names, dists))
         new, out = {}, {}
         for v in observed:
             shape, classes = shapes[v.name]
-            inner = _unwrap(dists[v.name])
+            inner, added = _unwrap(dists[v.name])
             b = (weights.shape[0],)
+
+            def spread(x, k=0):  # the Sample layers' dims, before the last k (a Categorical's classes)
+                cut = x.ndim - k
+                return jnp.reshape(x, x.shape[:cut] + (1,) * added + x.shape[cut:])
             if v.support == Support.CATEGORICAL:
-                pred = jnp.broadcast_to(inner.probs_parameter(), b + shape + classes)
+                pred = jnp.broadcast_to(spread(inner.probs_parameter(), 1), b + shape + classes)
             elif v.support == Support.BINARY:
-                pred = jnp.broadcast_to(inner.probs_parameter(), b + shape)
+                pred = jnp.broadcast_to(spread(inner.probs_parameter()), b + shape)
             else:
-                pred = jnp.broadcast_to(inner.mean(), b + shape)
+                pred = jnp.broadcast_to(spread(inner.mean()), b + shape)
             w = weights.reshape(b + (1,) * (pred.ndim - 1))
             s = dict(state[v.name])
             s["sum"] = s["sum"] + jnp.sum(w * pred, axis=0)
@@ -156,6 +166,8 @@ def predict(program: Program, draws: dict, data, per_draw: bool = False, chunk: 
                 out[v.name] = pred
             if v.name in have:
                 y = data[v.name]
+                if added:  # batch dims of size 1 for the Sample layers' dims: log p of each y
+                    inner = inner[(Ellipsis,) + (None,) * added]
                 ll = jnp.broadcast_to(inner.log_prob(y), b + shape)
                 ll = jnp.where(w.reshape(b + (1,) * len(shape)) > 0, ll, -jnp.inf)
                 m = jnp.maximum(s["ll_max"], jnp.max(ll, axis=0))

@@ -76,8 +76,30 @@ class Program:
         return self.module.make_model(arrays, sizes, self.all_true_masks(sizes), [])
 
     def pinned(self, data: dict, dims: dict, masks: dict, axes):
-        """The joint distribution with the observed sites pinned to their data (sharded over `axes`, if any)."""
-        return self.module.make_model(data, dims, masks, axes).experimental_pin(**self.module.observed(data))
+        """The joint distribution with the observed sites pinned to their data (sharded over `axes`, if any).
+
+        A model with nothing observed (a prior) is pinned to nothing: the same methods (`unnormalized_log_prob`,
+        `sample_unpinned`, `experimental_default_event_space_bijector`, `dtype`), over every site."""
+        return self.module.make_model(data, dims, masks, axes).experimental_pin(self.module.observed(data))
+
+    # ------------------------------------------------------------------ .ppl names <-> TFP site names
+    # The one place where the two meet: a site of the joint distribution is named as its Python variable in the
+    # generated code (`lambda_` for a latent `lambda`: TFP's structures cannot have a keyword as a field), and
+    # the generated module's SITE_NAMES lists the names that differ; everything the runtime shows or takes
+    # (draws, params, reports, files) uses the .ppl name.
+    def site_name(self, name: str) -> str:
+        """The TFP site name of the .ppl variable `name`."""
+        return self.module.SITE_NAMES.get(name, name)
+
+    def by_site(self, values: dict) -> dict:
+        """`values` by .ppl name -> the same by TFP site name."""
+        return {self.site_name(k): v for k, v in values.items()}
+
+    def by_name(self, parts) -> dict:
+        """A TFP structure (or a dict) keyed by site name -> a dict by .ppl name."""
+        parts = parts._asdict() if hasattr(parts, "_asdict") else dict(parts)
+        names = {site: name for name, site in self.module.SITE_NAMES.items()}
+        return {names.get(k, k): x for k, x in parts.items()}
 
 
 __all__ = ["Program", "load_module", "module_name"]

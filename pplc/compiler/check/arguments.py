@@ -91,7 +91,8 @@ class ArgumentChecker:
                                      f"{spec.name}({spec.one_of[1]} = ...)")
                 raise Reported
         names = [p for p in spec.params if p in given]
-        params = list(zip(names, self._exprs([given[p] for p in names], ctx)))
+        # TFP's parameters are real: int data (a Binomial's total_count) is cast to the run's real dtype
+        params = [(p, self.as_real(x)) for p, x in zip(names, self._exprs([given[p] for p in names], ctx))]
         batch, first = (), None
         for pname, pe in params:
             r = spec.param_event_rank.get(pname, 0)

@@ -69,7 +69,7 @@ class NameChecker:
             raise Reported
         if var.kind == ir.Kind.OBSERVED:
             var = next(v for v in reversed(self.order) if v.name == e.id and v.kind == ir.Kind.DATA)
-        view = self._view(var, ctx)
+        view = self._view(var, ctx, e.span)
         return ir.Ref(view, var.dtype, var.latent, var.name, var.phys, var.kind)
 
     def _defined_later(self, name):

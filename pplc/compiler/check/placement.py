@@ -5,7 +5,7 @@ from ...dsl import ast
 from ...dsl.diagnostics import did_you_mean
 from ...dsl.spans import Span
 from .. import ir
-from .base import Reported, sizes_a_dim
+from .base import Reported, has_shape, sizes_a_dim
 
 
 class PlacementChecker:
@@ -24,6 +24,12 @@ class PlacementChecker:
         return dim in self.sharded
 
     def _check_one_sharded(self, axes: ir.Axes, span: Span, what: str):
+        twice = next((d for d in axes.all if self._is_sharded(d) and axes.all.count(d) > 1), None)
+        if twice:
+            self.sink.error(f"{what} would have the sharded dim `{twice}` twice; a value can be split across "
+                            "devices along one axis only", span,
+                            hint=f"keep `{twice}` replicated (drop `sharded over devices` from its plate)")
+            raise Reported
         sh = sorted({d for d in axes.all if self._is_sharded(d)})
         if len(sh) > 1:
             self.sink.error(f"{what} would have two sharded dims, `{sh[0]}` and `{sh[1]}`; a value can be split "
@@ -31,8 +37,16 @@ class PlacementChecker:
                             hint="shard one of the plates only, or keep the two apart")
             raise Reported
 
-    def _view(self, var: ir.Variable, ctx) -> ir.Axes:
+    def _view(self, var: ir.Variable, ctx, span: Span | None = None) -> ir.Axes:
+        """How `var` is seen inside the plates `ctx`: the plate axes of its stored layout, then its other axes."""
         cdims = [p.dim for p in ctx]
+        twice = next((d for d in cdims if var.phys.count(d) > 1), None)
+        if twice:
+            self.sink.error(f"`{var.name}` {has_shape(var.phys)}: inside `plate {twice}` it is unclear which of its "
+                            f"axes named `{twice}` is the plate's", span or var.span,
+                            hint=f"compute what the plate needs from `{var.name}` above the plate (e.g. "
+                                 f"`{var.name}_w = {var.name} @ w`), and use that inside")
+            raise Reported
         return ir.Axes(tuple(d for d in cdims if d in var.phys), tuple(d for d in var.phys if d not in cdims))
 
     def _plate(self, s: ast.Plate, ctx):

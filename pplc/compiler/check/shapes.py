@@ -139,50 +139,73 @@ class ExpressionChecker:
         return ir.MatMul(axes, "real", a.latent or b.latent, a, b)
 
     def _index(self, e: ast.Index, ctx):
+        """`x[0]`, `x[idx]` and NumPy's advanced indexing `x[i, j, ...]`: the indices (int literals, integer data)
+        take the first item axes, their shapes broadcast together, and their shape replaces the indexed axes."""
         v = self.expr(e.value, ctx)
-        for idx in e.indices:
-            if not v.axes.item:
-                self.sink.error("too many indices: the value is a scalar here", idx.span)
-                raise Reported
-            first = v.axes.item[0]
-            i = self.expr(idx, ctx)
-            if isinstance(i, ir.Lit):
-                if i.dtype != "int":
-                    self.sink.error("an index must be an integer", idx.span)
-                    raise Reported
-                size = self.dims[first].size if first in self.dims else None
-                if size is not None and not -size <= i.value < size:
-                    self.sink.error(f"index {i.value} is out of range for dim `{first}` of size {size} "
-                                    "(indices start at 0)", idx.span)
-                    raise Reported
-                if self._is_sharded(first):
-                    self.sink.error(f"cannot take one element of the sharded dim `{first}`: each device holds only "
-                                    f"its own items of `{first}`", idx.span,
-                                    hint=f"keep `{first}` replicated (drop `sharded over devices` from its plate)")
-                    raise Reported
+        if len(e.indices) > len(v.axes.item):
+            extra = e.indices[len(v.axes.item)]
+            self.sink.error("too many indices: the value is a scalar here" if not v.axes.item else
+                            f"too many indices: the value {has_shape(v.axes.item)}", extra.span)
+            raise Reported
+        idx = self._exprs(e.indices, ctx)
+        for pos, (node, i) in enumerate(zip(e.indices, idx)):
+            self._index_ok(e, node, i, v.axes.item[pos])
+        if all(isinstance(i, ir.Lit) for i in idx):  # x[0, 1] is x[0][1]
+            for i in idx:
                 v = ir.TakeIndex(ir.Axes(v.axes.plates, v.axes.item[1:]), v.dtype, v.latent, v, int(i.value))
-                continue
-            if i.dtype == "real" or i.latent:
-                why = "depends on a random variable" if i.latent else "is real"
-                iname = idx.id if isinstance(idx, ast.Name) else "idx"
-                self.sink.error(f"an index must be integer data or a whole number, but this one {why}", idx.span,
-                                hint=f"declare the index array `data {iname}: int[...]`" if not i.latent else None)
-                raise Reported
-            if v.axes.plates:
-                self.sink.error("gather from a value that varies over the enclosing plate is not supported",
-                                e.span, hint="index a variable declared outside the plate")
-                raise Reported
-            if self._is_sharded(first):
-                across = next((d for d in i.axes.all if self._is_sharded(d)), None)
-                msg = (f"gather across two sharded plates: the index varies over sharded `{across}` and picks "
-                       f"items of sharded `{first}`") if across else f"gather from the sharded dim `{first}`"
-                self.sink.error(msg + f", but each device holds only its own items of `{first}`", e.span,
-                                hint=f"keep `{first}` replicated (drop `sharded over devices` from its plate)")
-                raise Reported
-            axes = ir.Axes(i.axes.plates, i.axes.item + v.axes.item[1:])
+            return v
+        if v.axes.plates:
+            self.sink.error("gather from a value that varies over the enclosing plate is not supported",
+                            e.span, hint="index a variable declared outside the plate")
+            raise Reported
+        arrays = [i for i in idx if not isinstance(i, ir.Lit)]
+        rest = v.axes.item[len(idx):]
+        if len(idx) == 1:
+            (i,) = idx
+            axes = ir.Axes(i.axes.plates, i.axes.item + rest)
             self._check_one_sharded(axes, e.span, "the gather")
-            v = ir.Gather(axes, v.dtype, v.latent, v, i)
-        return v
+            return ir.Gather(axes, v.dtype, v.latent, v, i)
+        item, before = (), []
+        for i, node in zip(idx, e.indices):
+            if not isinstance(i, ir.Lit):
+                left = f"index `{before[0]}`" if len(before) == 1 else "the indices before it together"
+                item = self._broadcast(item, i.axes.item, node.span, "the indices (they broadcast together)",
+                                       left, f"index `{self._text(node)}`")
+                before.append(self._text(node))
+        axes = ir.Axes(self._plates_union(ctx, *(i.axes for i in arrays)), item + rest)
+        self._check_one_sharded(axes, e.span, "the gather")
+        return ir.MultiIndex(axes, v.dtype, v.latent, v, tuple(idx), len(item))
+
+    def _index_ok(self, e, node, i, dim):
+        """One index of `e` (`node`, checked as `i`) into an axis of dim `dim`."""
+        if isinstance(i, ir.Lit):
+            if i.dtype != "int":
+                self.sink.error("an index must be an integer", node.span)
+                raise Reported
+            size = self.dims[dim].size if dim in self.dims else None
+            if size is not None and not -size <= i.value < size:
+                self.sink.error(f"index {i.value} is out of range for dim `{dim}` of size {size} "
+                                "(indices start at 0)", node.span)
+                raise Reported
+            if self._is_sharded(dim):
+                self.sink.error(f"cannot take one element of the sharded dim `{dim}`: each device holds only "
+                                f"its own items of `{dim}`", node.span,
+                                hint=f"keep `{dim}` replicated (drop `sharded over devices` from its plate)")
+                raise Reported
+            return
+        if i.dtype != "int" or i.latent:
+            why = "depends on a random variable" if i.latent else f"is {i.dtype}"
+            iname = node.id if isinstance(node, ast.Name) else "idx"
+            self.sink.error(f"an index must be integer data or a whole number, but this one {why}", node.span,
+                            hint=f"declare the index array `data {iname}: int[...]`" if not i.latent else None)
+            raise Reported
+        if self._is_sharded(dim):
+            across = next((d for d in i.axes.all if self._is_sharded(d)), None)
+            msg = (f"gather across two sharded plates: the index varies over sharded `{across}` and picks "
+                   f"items of sharded `{dim}`") if across else f"gather from the sharded dim `{dim}`"
+            self.sink.error(msg + f", but each device holds only its own items of `{dim}`", e.span,
+                            hint=f"keep `{dim}` replicated (drop `sharded over devices` from its plate)")
+            raise Reported
 
     def _call(self, e: ast.Call, ctx):
         f = e.func
@@ -205,14 +228,20 @@ class ExpressionChecker:
             a = self.expr(e.args[0], ctx)
             if not isinstance(d, ast.Name) or d.id not in a.axes.item:
                 self.sink.error(f"the second argument of `{f}` names the dim to reduce, one of "
-                                f"{', '.join(f'`{x}`' for x in a.axes.item)}" if a.axes.item else
+                                f"{', '.join(f'`{x}`' for x in dict.fromkeys(a.axes.item))}" if a.axes.item else
                                 f"`{f}` of a scalar has no dim to reduce", d.span)
                 raise Reported
-            return self._reduce(f, a, (d.id,), e)
+            at = tuple(p for p, x in enumerate(a.axes.item) if x == d.id)
+            if len(at) > 1:
+                self.sink.error(f"`{f}(..., {d.id})` is ambiguous: the value {has_shape(a.axes.item)}, with "
+                                f"{len(at)} axes named `{d.id}`", d.span,
+                                hint=f"`{f}(...)` without a dim reduces every axis")
+                raise Reported
+            return self._reduce(f, a, at, e)
         args = self._exprs(e.args, ctx)
         a = args[0]
         if f in ELEMENTWISE_FUNCS:
-            return ir.Elementwise(a.axes, "real", a.latent, f, (a,))
+            return ir.Elementwise(a.axes, "real", a.latent, f, (self.as_real(a),))
         if f == "where":
             item = self._broadcast(self._broadcast(args[0].axes.item, args[1].axes.item, e.span, "`where`"),
                                    args[2].axes.item, e.span, "`where`")
@@ -225,7 +254,7 @@ class ExpressionChecker:
                 if f != "mean":
                     return a
                 return ir.Elementwise(a.axes, "real", a.latent, "+", (a, ir.Lit(ir.Axes(), "real", False, 0.0)))
-            return self._reduce(f, a, a.axes.item, e)
+            return self._reduce(f, a, tuple(range(len(a.axes.item))), e)
         if f == "dot":
             b = args[1]
             if not a.axes.item or not b.axes.item or a.axes.item[-1] != b.axes.item[-1]:
@@ -233,7 +262,7 @@ class ExpressionChecker:
                                 f"{has_shape(a.axes.item)} and the right side {has_shape(b.axes.item)}", e.span)
                 raise Reported
             prod = self._binop_ir("*", a, b, e.span, ctx)
-            return self._reduce("sum", prod, (prod.axes.item[-1],), e)
+            return self._reduce("sum", prod, (len(prod.axes.item) - 1,), e)
         if not a.axes.item:
             self.sink.error(f"`{f}` works along the last dim, but its argument is a scalar here", e.span)
             raise Reported
@@ -249,15 +278,35 @@ class ExpressionChecker:
         if f in LAST_AXIS_KEEP:
             return ir.LastAxis(a.axes, "real", a.latent, f, a)
         dtype = "int" if f == "argmax" else "real"
-        return ir.Reduce(ir.Axes(a.axes.plates, a.axes.item[:-1]), dtype, a.latent, f, a, (last,), None)
+        return ir.Reduce(ir.Axes(a.axes.plates, a.axes.item[:-1]), dtype, a.latent, f, a,
+                         (len(a.axes.item) - 1,), None)
 
     def _binop_ir(self, op, a, b, span, ctx):
         item = self._broadcast(a.axes.item, b.axes.item, span, f"`{op}`")
         axes = ir.Axes(self._plates_union(ctx, a.axes, b.axes), item)
         return ir.Elementwise(axes, promote(a.dtype, b.dtype, "int"), a.latent or b.latent, op, (a, b))
 
-    def _reduce(self, f, a, dims, e):
-        sharded = next((d for d in dims if self._is_sharded(d)), None)
-        item = tuple(d for d in a.axes.item if d not in dims)
+    def _reduce(self, f, a, positions, e):
+        """`f` over the item axes of `a` at `positions`."""
+        sharded = next((a.axes.item[p] for p in positions if self._is_sharded(a.axes.item[p])), None)
+        item = tuple(d for p, d in enumerate(a.axes.item) if p not in positions)
         dtype = "real" if f == "mean" else a.dtype
-        return ir.Reduce(ir.Axes(a.axes.plates, item), dtype, a.latent, f, a, tuple(dims), sharded)
+        return ir.Reduce(ir.Axes(a.axes.plates, item), dtype, a.latent, f, a, tuple(positions), sharded)
+
+    @staticmethod
+    def as_real(a: ir.Expr) -> ir.Expr:
+        """`a` as a real value (an int or bool literal becomes a real one; anything else is cast)."""
+        if a.dtype == "real":
+            return a
+        if isinstance(a, ir.Lit):
+            return ir.Lit(a.axes, "real", False, float(a.value))
+        return ir.Elementwise(a.axes, "real", a.latent, "real", (a,))
+
+    def _fill_plates(self, value: ir.Expr, ctx, span) -> ir.Expr:
+        """A value declared inside plates gets their dims: broadcast over those it does not vary over."""
+        plates = tuple(p.dim for p in ctx)
+        if value.axes.plates == plates:
+            return value
+        axes = ir.Axes(plates, value.axes.item)
+        self._check_one_sharded(axes, span, "this value, declared inside the plate" + "s" * (len(plates) > 1))
+        return ir.Broadcast(axes, value.dtype, value.latent, value)

@@ -1,8 +1,6 @@
 """Statements that define variables: data declarations, `~` (latent or observed) and assignments."""
 from __future__ import annotations
 
-import keyword
-
 from ...dsl import ast
 from .. import ir
 from .arguments import support_check
@@ -23,7 +21,7 @@ class StatementChecker:
     def _assign(self, s, ctx, what):
         if not self._name_ok(s.name, s.name_span):
             raise Reported
-        value = self.expr(s.value, ctx)
+        value = self._fill_plates(self.expr(s.value, ctx), ctx, s.value.span)
         if what == "track":
             kind = ir.Kind.TRACK
         else:
@@ -35,12 +33,6 @@ class StatementChecker:
 
     def _sample(self, s: ast.Sample, ctx):
         plates = tuple(p.dim for p in ctx)
-        if keyword.iskeyword(s.name):
-            self.sink.error(f"`{s.name}` is a Python keyword, and TFP cannot name a random variable `{s.name}`",
-                            s.name_span, hint=f"rename it, e.g. `{s.name}_`" + (
-                                " (in the data too)" if s.name in self.vars else "")
-                            + "; data, consts and computed quantities may keep such names")
-            raise Reported
         existing = self.vars.get(s.name)
         if existing is not None and existing.kind not in (ir.Kind.DATA, ir.Kind.TRANSFORMED):
             if existing.kind == ir.Kind.DETERMINISTIC:
@@ -49,6 +41,13 @@ class StatementChecker:
                                 hint="give the random variable a new name")
             else:
                 self.sink.error(f"`{s.name}` is already defined (at {existing.span})", s.name_span)
+            raise Reported
+        first = next((v for v in self.order if v.name == s.name and v.kind == ir.Kind.OBSERVED), None)
+        if first is not None:
+            self.sink.error(f"`{s.name}` is already observed (at {first.span}); each data array is observed once",
+                            s.name_span, hint="Stan would add both terms; pplc observes each data array with one "
+                            "distribution (one site per name): keep one `~`, or declare a copy of the data under "
+                            "another name and observe that")
             raise Reported
         if existing is not None and existing.kind == ir.Kind.TRANSFORMED:
             self.sink.error(f"`{s.name}` is computed from data (at {existing.span}); this version observes "
@@ -66,7 +65,7 @@ class StatementChecker:
                 self.sink.error(f"`{s.name}` is data (declared at {existing.span}); its type is already known",
                                 s.type.span, hint=f"write `{s.name} ~ ...`")
                 raise Reported
-            view = self._view(existing, ctx)
+            view = self._view(existing, ctx, s.name_span)
             missing = [d for d in plates if d not in view.plates]
             if missing:
                 self.sink.error(f"`{s.name}` is observed inside plate `{missing[0]}` but has no dim `{missing[0]}` "

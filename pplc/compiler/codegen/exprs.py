@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import ir
-from ..lower import is_literal
+from ..lower import COMPARISONS, is_literal
 from .names import py
 
 FUNC_CODE = {
@@ -10,11 +10,10 @@ FUNC_CODE = {
     "abs": "jnp.abs", "sigmoid": "jax.nn.sigmoid", "logit": "jax.scipy.special.logit",
     "softplus": "jax.nn.softplus", "tanh": "jnp.tanh", "square": "jnp.square",
     "lgamma": "jax.scipy.special.gammaln", "log_sigmoid": "jax.nn.log_sigmoid", "where": "jnp.where",
-    "softmax": "jax.nn.softmax", "log_softmax": "jax.nn.log_softmax",
+    "softmax": "jax.nn.softmax", "log_softmax": "jax.nn.log_softmax", "real": "real",
 }
 # Python precedence of what we emit (higher binds tighter).
 PREC = {"cmp": 1, "+": 2, "-": 2, "*": 3, "/": 3, "@": 3, "neg": 4, "**": 5, "atom": 6}
-COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 
 
 def number(value, dtype: str) -> str:
@@ -26,14 +25,13 @@ def number(value, dtype: str) -> str:
     return repr(float(value))
 
 
-def letters(dims) -> dict[str, str]:
-    """One einsum letter per dim: its first letter when free, else the next free one."""
-    out: dict[str, str] = {}
+def letters(dims) -> list[str]:
+    """One einsum letter per axis, by position (a dim named twice gets two letters): the dim's first letter
+    when free, else the next free one."""
+    out: list[str] = []
     for d in dims:
-        if d in out:
-            continue
         cands = [c for c in d.lower() if c.isalpha()] + list("abcdefghijklmnopqrstuvwxyz")
-        out[d] = next(c for c in cands if c not in out.values())
+        out.append(next(c for c in cands if c not in out))
     return out
 
 
@@ -90,12 +88,12 @@ class ExprGen:
 
     def _Ref(self, e: ir.Ref):
         name = py(e.name)
-        view = e.axes.all
-        if view == e.phys:
+        order = e.source_axes
+        if order == tuple(range(len(e.phys))):
             return name, PREC["atom"]
         ls = letters(e.phys)
-        src = "".join(ls[d] for d in e.phys)
-        dst = "".join(ls[d] for d in view)
+        src = "".join(ls)
+        dst = "".join(ls[p] for p in order)
         return f"jnp.einsum('...{src}->...{dst}', {name})", PREC["atom"]
 
     def _Elementwise(self, e: ir.Elementwise):
@@ -110,19 +108,29 @@ class ExprGen:
             return f"{parens(args[0], PREC['cmp'])} {e.op} {parens(args[1], PREC['cmp'])}", PREC["cmp"]
         if e.op == "neg":
             return f"-{parens(args[0], PREC['neg'] - 1)}", PREC["neg"]
+        if e.op == "real":
+            self.helpers.add("real")
         return f"{FUNC_CODE[e.op]}({', '.join(c for c, _ in args)})", PREC["atom"]
 
     def _MatMul(self, e: ir.MatMul):
-        ls = letters(e.left.axes.all + e.right.axes.all)
-        left = "".join(ls[d] for d in e.left.axes.all)
-        right = "".join(ls[d] for d in e.right.axes.all)
-        out = "".join(ls[d] for d in e.axes.all)
+        # Axes by position: each plate one letter (a plate's dim is one axis), each item axis its own letter,
+        # the last item axis of the left side shared with the first of the right side (the one summed).
+        lp, li = e.left.axes.plates, e.left.axes.item
+        rp, ri = e.right.axes.plates, e.right.axes.item
+        plates = e.axes.plates
+        ls = letters(plates + li + ri[1:])
+        pl = dict(zip(plates, ls))
+        left_item = ls[len(plates):len(plates) + len(li)]
+        right_item = left_item[-1:] + ls[len(plates) + len(li):]
+        left = "".join([pl[p] for p in lp] + left_item)
+        right = "".join([pl[p] for p in rp] + right_item)
+        out = "".join([pl[p] for p in plates] + left_item[:-1] + right_item[1:])
         return (f"jnp.einsum('...{left},...{right}->...{out}', {self.code(e.left)}, {self.code(e.right)})",
                 PREC["atom"])
 
     def _Reduce(self, e: ir.Reduce):
         item = e.arg.axes.item
-        axes = tuple(item.index(d) - len(item) for d in e.dims)
+        axes = tuple(p - len(item) for p in e.positions)
         ax = str(axes[0]) if len(axes) == 1 else str(axes)
         x = self.code(e.arg)
         if e.func == "argmax":
@@ -134,7 +142,7 @@ class ExprGen:
         m = self.mask(e.sharded_dim, e.arg.axes.all)
         self.helpers.add(f"sharded_{e.func}")
         if e.func == "mean":
-            others = [self.dim(d) for d in e.dims if d != e.sharded_dim]
+            others = [self.dim(item[p]) for p in e.positions if item[p] != e.sharded_dim]
             extra = f", n_other={' * '.join(others)}" if others else ""
             return f"sharded_mean({x}, {m}, {ax}, shard_axes{extra})", PREC["atom"]
         return f"sharded_{e.func}({x}, {m}, {ax}, shard_axes)", PREC["atom"]
@@ -150,6 +158,17 @@ class ExprGen:
     def _Gather(self, e: ir.Gather):
         axis = -len(e.value.axes.item)
         return f"jnp.take({self.code(e.value)}, {self.code(e.index)}, axis={axis})", PREC["atom"]
+
+    def _MultiIndex(self, e: ir.MultiIndex):
+        idx = [self.lift(i, e.axes.plates, e.rank)[0] for i in e.args]
+        idx += [":"] * (len(e.value.axes.item) - len(e.args))
+        return f"{parens(self.gen(e.value), PREC['atom'] - 1)}[..., {', '.join(idx)}]", PREC["atom"]
+
+    def _Broadcast(self, e: ir.Broadcast):
+        plates, item = e.axes.plates, e.axes.item
+        x = self.lift(e.value, plates, len(item))[0]
+        self.helpers.add("widen")
+        return f"widen({x}, {self.shape(plates + item)})", PREC["atom"]
 
     def _Transpose(self, e: ir.Transpose):
         return f"jnp.swapaxes({self.code(e.value)}, -1, -2)", PREC["atom"]

@@ -33,7 +33,8 @@ MAKE_MODEL = '''def make_model(data, dims, masks, shard_axes=()):
     dims: this device's padded size); masks: for each sharded dim, which of this device's items are real;
     shard_axes: the mesh axes that sharded dims are split over ([] or () when not split)."""'''
 OBSERVED = '''def observed(data):
-    """The observed values, by name, laid out as the model's sites expect them."""'''
+    """The observed values, by site name (a site is named as its Python variable: `lambda_` for `lambda`),
+    laid out as the model's sites expect them."""'''
 DERIVED = '''def derived(values, data, dims, masks, shard_axes=()):
     """Deterministic and tracked quantities for latent `values` (by name; leading dims are chains)."""'''
 COMPUTED = (ir.Kind.TRANSFORMED, ir.Kind.DETERMINISTIC, ir.Kind.TRACK)
@@ -109,7 +110,8 @@ class ModuleGen:
             self.helpers.add(site.constructor)
         params = [self.param(p) if site.positional else f"{p.name}={self.param(p)}" for p in site.params]
         calls = [(site.constructor, params)] + [self.layer(layer) for layer in site.layers]
-        calls[-1] = (calls[-1][0], calls[-1][1] + [f"name={site.name!r}"])
+        # A site's TFP name is its Python name (TFP's structures are namedtuples: no keyword as a field name).
+        calls[-1] = (calls[-1][0], calls[-1][1] + [f"name={py(site.name)!r}"])
         code = ""
         for ctor, args in calls:
             code = f"{ctor}({', '.join(([code] if code else []) + args)})"
@@ -131,7 +133,10 @@ class ModuleGen:
                 f"LATENTS = {layouts(ir.Kind.LATENT)}",
                 f"OBSERVED = {layouts(ir.Kind.OBSERVED)}",
                 f"DETERMINISTICS = {layouts(ir.Kind.DETERMINISTIC)}",
-                f"TRACKS = {layouts(ir.Kind.TRACK)}"]
+                f"TRACKS = {layouts(ir.Kind.TRACK)}",
+                "# The random variables whose TFP site is named otherwise (a Python keyword cannot name one).",
+                "SITE_NAMES = {" + ", ".join(f"{v.name!r}: {py(v.name)!r}" for v in m.variables
+                                             if v.dist is not None and py(v.name) != v.name) + "}"]
 
     def data_bindings(self, names: set[str]) -> list[str]:
         return [f"    {py(v.name)} = data[{v.name!r}]" for v in self.model.of_kind(ir.Kind.DATA) if v.name in names]
@@ -162,7 +167,7 @@ class ModuleGen:
             data_var = next(d for d in self.model.of_kind(ir.Kind.DATA) if d.name == v.name)
             ref = ir.Ref(ir.Axes(v.plates, tuple(d for d in v.phys if d not in v.plates)), data_var.dtype, False,
                          v.name, data_var.phys, ir.Kind.DATA)
-            views.append(f"{v.name!r}: {self.x.code(ref).replace(py(v.name), f'data[{v.name!r}]', 1)}")
+            views.append(f"{py(v.name)!r}: {self.x.code(ref).replace(py(v.name), f'data[{v.name!r}]', 1)}")
         return [OBSERVED, "    return {" + ", ".join(views) + "}"]
 
     def derived(self) -> list[str]:

@@ -10,9 +10,9 @@ import keyword
 GENERATED_NAMES = {"jax", "jnp", "np", "tfp", "tfd", "tfed", "distribute_lib", "Root", "data", "dims", "masks",
                    "shard_axes", "model", "values", "make_model", "observed", "derived", "main", "psum", "Flat",
                    "HalfFlat", "DATA", "DIMS", "SHARDED_DIMS", "LATENTS", "DETERMINISTICS", "TRACKS", "OBSERVED",
-                   "SOURCE", "SUPPORTS", "argparse", "os", "json", "functools", "sharded_sum", "sharded_mean",
-                   "sharded_max", "sharded_min", "momentum_distribution", "pad_value_zero", "pad_value_one",
-                   "pad_value_half", "pad_value_mean", "real"}
+                   "SOURCE", "SUPPORTS", "SITE_NAMES", "argparse", "os", "json", "functools", "sharded_sum",
+                   "sharded_mean", "sharded_max", "sharded_min", "momentum_distribution", "pad_value_zero",
+                   "pad_value_one", "pad_value_half", "pad_value_mean", "real"}
 BUILTINS = set(dir(builtins))
 
 

@@ -13,6 +13,12 @@ def real(x):
     return jnp.asarray(x, jnp.result_type(float))
 
 
+def widen(x, shape):
+    """`x`, lined up with [..., plates, item], broadcast to the [plates, item] `shape` (leading dims kept)."""
+    x = jnp.asarray(x)
+    return jnp.broadcast_to(x, jnp.broadcast_shapes(x.shape, tuple(shape)))
+
+
 # What tfd.Masked puts in place of padded items (its `safe_sample_fn`): a fixed point of the site's support, where
 # the log density is finite (`supports.SUPPORTS[...].pad_value` names the one of each support). TFP's default
 # draws a fresh sample of the whole site instead, a random draw at every log-density evaluation (every leapfrog
@@ -91,6 +97,7 @@ class HalfFlat(tfd.HalfNormal):
 # The helpers in the order they are written into a generated module, each with the helpers it calls.
 HELPERS = {
     "real": (real, ()),
+    "widen": (widen, ()),
     "pad_value_zero": (pad_value_zero, ()),
     "pad_value_one": (pad_value_one, ()),
     "pad_value_half": (pad_value_half, ()),

@@ -183,4 +183,4 @@ def as_bound(model: ir.Model, data, allow_missing: bool = False) -> BoundData:
         return data
     if isinstance(data, (str, os.PathLike)):
         return bind(model, load(os.fspath(data)), os.fspath(data), allow_missing=allow_missing)
-    return bind(model, dict(data), "<data>", allow_missing=allow_missing)
+    return bind(model, dict(data or {}), "<data>", allow_missing=allow_missing)  # None: no data

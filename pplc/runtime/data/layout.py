@@ -60,10 +60,11 @@ def spec_of(dims, layout: Layout, lead: int = 0) -> P:
 
 
 def on_mesh(program: Program, sizes: dict, ndev: int):
-    """The mesh of `ndev` devices (asked of JAX first) and the data's layout on it: (mesh, layout)."""
+    """The mesh of `ndev` devices of this process (asked of JAX first), of every process in a run of several, and
+    the data's layout on it (over all the mesh's devices): (mesh, layout)."""
     mesh_lib.request_devices(ndev)
     mesh = mesh_lib.make_mesh(ndev)
-    return mesh, layout(program.ir, sizes, ndev)
+    return mesh, layout(program.ir, sizes, int(mesh.devices.size))
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ def request_devices(n: int) -> None:
 
 
 def devices(n: int):
-    """The first `n` devices, or a clear error saying how many there are and how to get more."""
+    """The first `n` devices of this process, or a clear error saying how many there are and how to get more."""
     import jax
 
     if n < 1:
         raise PPLError(Diagnostic(f"--devices must be at least 1 (got {n})"))
-    have = jax.devices()
+    have = jax.local_devices()
     if len(have) < n:
         kind = have[0].platform.upper()
         hint = (f"JAX started with {len(have)} host devices before pplc could ask for {n}: in a fresh process "
@@ -42,12 +42,29 @@ def devices(n: int):
     return have[:n]
 
 
+def global_devices(n: int) -> list:
+    """The first `n` devices of every process, process by process (one process: `devices(n)`). Every process
+    must ask for the same `n`; the mesh's data axis then runs over process 0's devices, then process 1's."""
+    import jax
+
+    if jax.process_count() == 1:
+        return devices(n)
+    devices(n)  # this process has enough
+    out = []
+    for p in range(jax.process_count()):
+        mine = sorted((d for d in jax.devices() if d.process_index == p), key=lambda d: d.id)
+        if len(mine) < n:
+            raise PPLError(Diagnostic(f"asked for {n} devices per process, but process {p} has {len(mine)}"))
+        out += mine[:n]
+    return out
+
+
 def make_mesh(n: int):
-    """A one-axis mesh over `n` devices, the axis that sharded plates are split over."""
+    """A one-axis mesh over `n` devices of each process (all processes of a multi-process run), the axis that
+    sharded plates are split over."""
     from jax.sharding import Mesh
 
-    return Mesh(np.array(devices(n)), (DATA_AXIS,))
-
+    return Mesh(np.array(global_devices(n)), (DATA_AXIS,))
 
 
 def is_main_process() -> bool:

@@ -28,8 +28,19 @@ def _per_leaf(fn, specs, tree):
 
 
 def place(tree, specs, mesh):
-    """Put host arrays on the mesh, split as their specs say."""
-    return _per_leaf(lambda s, x: jax.device_put(x, NamedSharding(mesh, s)), specs, tree)
+    """Put host arrays on the mesh, split as their specs say. In a run of several processes, each process puts
+    only the rows of split arrays that its own devices hold (`jax.make_array_from_process_local_data`)."""
+    return _per_leaf(lambda s, x: _put(x, NamedSharding(mesh, s)), specs, tree)
+
+
+def _put(x, sharding):
+    if jax.process_count() == 1 or isinstance(x, jax.Array) or _split_axis(sharding.spec) is None:
+        return jax.device_put(x, sharding)
+    x = np.asarray(x)
+    a = _split_axis(sharding.spec)
+    rows = [idx[a] for idx in sharding.addressable_devices_indices_map(x.shape).values()]
+    lo, hi = min(r.start or 0 for r in rows), max(x.shape[a] if r.stop is None else r.stop for r in rows)
+    return jax.make_array_from_process_local_data(sharding, np.take(x, np.arange(lo, hi), axis=a), x.shape)
 
 
 def spmd(fn, mesh, in_specs, out_specs, mode: str = "shard_map"):

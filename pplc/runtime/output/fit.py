@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...dsl.diagnostics import Diagnostic, PPLError
+from .. import loglik
 from ..files import atomic_write, save_npz
 from ..predict import Prediction, predict
 from ..program import Program
-from .summary import SummaryWarning, fit_warnings, summary_text
+from .summary import PER_ARRAY, SummaryWarning, fit_warnings, summary_text
 
 # Trace names and ArviZ's sample_stats names (as PyMC, NumPyro and CmdStanPy write them).
 ARVIZ_STATS = {"log_prob": "lp", "accept_ratio": "acceptance_rate", "n_leapfrog": "n_steps"}
@@ -29,6 +30,8 @@ class Fit:
     dims: dict = field(default_factory=dict)  # variable -> its dim names (draws, tracked and observed arrays)
     meta: dict = field(default_factory=dict)  # config, tracked names, notes (e.g. an interrupted run)
     observed: dict = field(default_factory=dict, repr=False)  # the observed data, when known (for ArviZ)
+    constant: dict = field(default_factory=dict, repr=False)  # the other data, when known (ArviZ's constant_data)
+    log_likelihood: dict | None = field(default=None, repr=False)  # name -> [chains, draws, *shape], when computed
 
     def predict(self, data, per_draw: bool = False) -> Prediction:
         """The posterior predictive of the observed sites on `data` (see `pplc.runtime.predict.predict`)."""
@@ -48,6 +51,8 @@ class Fit:
             return
         arrays = dict(self.draws)
         arrays.update({f"trace/{k}": v for k, v in self.trace.items()})
+        arrays.update({f"observed/{k}": np.asarray(v) for k, v in self.observed.items()})
+        arrays.update({f"constant/{k}": np.asarray(v) for k, v in self.constant.items()})
         arrays["meta/json"] = np.array(json.dumps(self._meta_json()))
         save_npz(path, arrays)
 
@@ -66,22 +71,55 @@ class Fit:
     def load(cls, path: str, program: Program | None = None) -> Fit:
         """Read a fit written by `save` (.npz or .nc); give `program` (a compiled Model's) to `predict` with it."""
         if str(path).endswith(".nc"):
-            import arviz as az
+            from .az import arviz
 
-            return cls.from_arviz(az.from_netcdf(path), program=program)
-        with np.load(path, allow_pickle=False) as f:
-            draws = {k: f[k] for k in f.files if not k.startswith(("trace/", "meta/"))}
+            try:
+                idata = arviz().from_netcdf(path)
+            except (OSError, ValueError) as e:
+                raise PPLError(Diagnostic(f"{path} is not an ArviZ InferenceData file (netCDF): "
+                                          f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}")) from None
+            return cls.from_arviz(idata, program=program)
+        try:
+            f = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise PPLError(Diagnostic(f"{path} is not a fit file (.npz or .nc): {str(e).splitlines()[0][:200]}",
+                                      hint="`pplc summary` and `pplc plot` read what `pplc run --out` writes")) from None
+        with f:
+            if not hasattr(f, "files") or "meta/json" not in f.files:
+                raise PPLError(Diagnostic(
+                    f"{path} is not a fit written by pplc (it has no meta/json: a data file?)",
+                    hint="`pplc summary` and `pplc plot` read what `pplc run --out FIT` writes, not the data"))
+            groups = ("trace/", "meta/", "observed/", "constant/")
+            draws = {k: f[k] for k in f.files if not k.startswith(groups)}
             trace = {k[6:]: f[k] for k in f.files if k.startswith("trace/")}
-            meta = json.loads(str(f["meta/json"])) if "meta/json" in f.files else {}
+            observed = {k[9:]: f[k] for k in f.files if k.startswith("observed/")}
+            constant = {k[9:]: f[k] for k in f.files if k.startswith("constant/")}
+            meta = json.loads(str(f["meta/json"]))
         return cls(draws, trace, meta.get("timing", {}), meta.get("model_name", ""), program=program,
-                   dims=meta.get("dims", {}), meta=meta.get("meta", {}))
+                   dims=meta.get("dims", {}), meta=meta.get("meta", {}), observed=observed, constant=constant)
 
     # ------------------------------------------------------------------ ArviZ
+    def pointwise_log_likelihood(self) -> dict:
+        """log p(y_i | draw) of every observed site y, per element i, at every draw: name -> [chains, draws,
+        *shape] (float64; see `pplc.runtime.loglik`). Computed once (needs the model's program and its data),
+        or as loaded from an .nc file; {} when neither (or when too large to keep: over loglik.MAX_ELEMENTS)."""
+        if self.log_likelihood is None:
+            self.log_likelihood = {}
+            if self.program is not None and self.observed and self.draws:
+                lead = int(np.prod(np.shape(next(iter(self.draws.values())))[:2]))
+                if lead * sum(np.size(v) for v in self.observed.values()) <= loglik.MAX_ELEMENTS:
+                    data = dict(self.constant, **self.observed)
+                    self.log_likelihood = loglik.pointwise_log_likelihood(self.program, self.draws, data)
+        return self.log_likelihood
+
     def to_arviz(self):
         """An ArviZ InferenceData: `posterior` (latents, deterministics and tracked quantities), `sample_stats`
         (lp, acceptance_rate, step_size, n_steps, diverging, tree_depth, energy, ...), `warmup_sample_stats`,
-        and `observed_data` when the fit knows its data."""
-        import arviz as az
+        `log_likelihood` (pointwise, per observed element: for `az.loo`, `az.waic`, `az.compare`), and
+        `observed_data` and `constant_data` when the fit knows its data."""
+        from .az import arviz
+
+        az = arviz()
 
         tracked = [k for k in self.meta.get("tracked", []) if k in self.trace]
         posterior = dict(self.draws)
@@ -89,14 +127,22 @@ class Fit:
         stats = {ARVIZ_STATS.get(k, k): v for k, v in self.trace.items()
                  if not k.startswith("warmup_") and k not in tracked}
         warm = {ARVIZ_STATS.get(k[7:], k[7:]): v for k, v in self.trace.items() if k.startswith("warmup_")}
-        dims = {k: _unique_dims(d) for k, d in self.dims.items() if k in posterior or k in self.observed}
+        known = set(posterior) | set(self.observed) | set(self.constant)
+        dims = {k: _unique_dims(d) for k, d in self.dims.items() if k in known}
         attrs = {"inference_library": "pplc", "pplc_meta": json.dumps(self._meta_json())}
         kwargs = {}
         if warm:
             kwargs = {"warmup_sample_stats": warm, "save_warmup": True}
-        return az.from_dict(posterior=posterior, sample_stats=stats or None,
-                            observed_data={k: np.asarray(v) for k, v in self.observed.items()} or None,
-                            dims=dims, attrs=attrs, **kwargs)
+        ll = self.pointwise_log_likelihood()
+        idata = az.from_dict(posterior=posterior, sample_stats=stats or None,
+                             observed_data={k: np.asarray(v) for k, v in self.observed.items()} or None,
+                             constant_data={k: np.asarray(v) for k, v in self.constant.items()} or None,
+                             dims=dims, attrs=attrs, **kwargs)
+        if ll:  # its own dims: an observed site's, less any event dims (a Dirichlet's last)
+            ll_dims = {k: dims.get(k, [])[:np.ndim(v) - 2] for k, v in ll.items()}
+            ll_dims = {k: d for k, d in ll_dims.items() if len(d) == np.ndim(ll[k]) - 2}
+            idata.add_groups(log_likelihood=az.dict_to_dataset(ll, dims=ll_dims))
+        return idata
 
     @classmethod
     def from_arviz(cls, idata, program: Program | None = None) -> Fit:
@@ -118,14 +164,17 @@ class Fit:
         trace = {k: v for k, v in post.items() if k in tracked}
         trace.update({FROM_ARVIZ_STATS.get(k, k): v for k, v in arrays("sample_stats").items()})
         trace.update({"warmup_" + FROM_ARVIZ_STATS.get(k, k): v for k, v in arrays("warmup_sample_stats").items()})
+        ll = arrays("log_likelihood")
         return cls(draws, trace, meta.get("timing", {}), meta.get("model_name", ""), program=program,
-                   dims=meta.get("dims", {}), meta=info, observed=arrays("observed_data"))
+                   dims=meta.get("dims", {}), meta=info, observed=arrays("observed_data"),
+                   constant=arrays("constant_data"), log_likelihood=ll or None)
 
-    def summary(self, per_array: int = 8) -> str:
+    def summary(self, per_array: int = PER_ARRAY, sort: str = "index") -> str:
         """Per parameter element: mean, MCSE, sd, 5/50/95% quantiles, bulk and tail ESS and rank-normalised split
-        R-hat (ArviZ); arrays of more than `per_array` elements condensed to their worst R-hat elements; then the
-        run's throughput and warnings (R-hat, ESS, divergences, tree depth, E-BFMI), each with what to try."""
-        return summary_text(self, per_array=per_array)
+        R-hat (ArviZ); arrays of more than `per_array` elements condensed to their `per_array` elements of largest
+        R-hat; rows in index order (`sort="rhat"`: largest R-hat first); then the run's throughput and warnings
+        (R-hat, ESS, divergences, tree depth, E-BFMI), each with what to try."""
+        return summary_text(self, per_array=per_array, sort=sort)
 
     def warnings(self) -> list[SummaryWarning]:
         """The summary's warnings (kind, message, hint)."""

@@ -8,6 +8,7 @@ import numpy as np
 
 from ...dsl.diagnostics import Diagnostic, PPLError
 from ..files import atomic_write
+from .az import arviz
 from .summary import element_name, element_stats
 
 
@@ -44,17 +45,27 @@ def save_png(fig, path: str, dpi: int = 100) -> str:
     return path
 
 
+def trace_figure(series: dict):
+    """ArviZ's trace plot (density and trace per chain) of `series` ({label: [chains, draws]}), one row per
+    label in the order given (index order: `w[5, 1]` before `w[33, 8]`; ArviZ alone sorts them as strings)."""
+    az = arviz()
+    data = az.convert_to_inference_data(dict(series))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # ArviZ 0.23 on matplotlib 3.11: not ours to fix
+        axes = az.plot_trace(data, var_names=list(series), compact=False,
+                             figsize=(12, max(3.0, 2.2 * len(series))), show=False)
+    return np.ravel(axes)[0].figure
+
+
 def parameter_plots(name: str, a: np.ndarray, outdir: str, elements: int = 6) -> list[str]:
     """trace_NAME.png (ArviZ: density and trace per chain) and rank_NAME.png (ArviZ rank histograms per chain)
     for up to `elements` elements of the array `name`."""
-    import arviz as az
+    az = arviz()
 
     plt = pyplot()
     series = _chosen_elements(name, np.asarray(a, float), elements)
-    data = az.convert_to_inference_data({k: v for k, v in series.items()})
     n = len(series)
-    axes = az.plot_trace(data, compact=False, figsize=(12, max(3.0, 2.2 * n)), show=False)
-    fig = np.ravel(axes)[0].figure
+    fig = trace_figure(series)
     fig.suptitle(f"{name}: trace" + (f" ({n} of {int(np.prod(a.shape[2:]))} elements, worst R-hat)"
                                      if n < int(np.prod(a.shape[2:])) else ""))
     fig.tight_layout()

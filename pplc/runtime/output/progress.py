@@ -1,6 +1,7 @@
 """Progress of a sampling run: a rich bar on a terminal, plain periodic lines elsewhere; process 0 only."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -10,6 +11,28 @@ from ..devices.mesh import is_main_process
 
 PLAIN_LINES = 10  # a plain line each time another tenth of the run is done ...
 PLAIN_EVERY_S = 60.0  # ... or when this long has passed since the last one
+
+
+def terminal_width(stream) -> int | None:
+    """The width of the terminal `stream` writes to: $COLUMNS, else the first of the stream's own, stderr's,
+    stdout's and stdin's terminals that reports a width (a pseudo-terminal may report 0: skipped); None when
+    there is none (rich then uses 80)."""
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit() and int(cols) > 0:
+        return int(cols)
+    fds = []
+    try:
+        fds.append(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass
+    for fd in fds + [2, 1, 0]:
+        try:
+            width = os.get_terminal_size(fd).columns
+        except (OSError, ValueError):
+            continue
+        if width > 0:
+            return width
+    return None
 
 
 def _fmt_duration(s: float) -> str:
@@ -47,7 +70,8 @@ class Progress:
             return
         from rich.console import Console
 
-        self._console = Console(file=self.stream, force_terminal=force_terminal, highlight=False)
+        self._console = Console(file=self.stream, force_terminal=force_terminal, highlight=False,
+                                width=terminal_width(self.stream))
         self.terminal = self._console.is_terminal
 
     # ------------------------------------------------------------------ lines
@@ -78,7 +102,8 @@ class Progress:
                                        TimeElapsedColumn, TimeRemainingColumn)
 
             self._bar = RichProgress(
-                TextColumn("{task.fields[phase]:<8}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[phase]:<8}"), BarColumn(bar_width=max(10, min(40, self._console.width - 100))),
+                MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[div]}"), TextColumn("{task.fields[step]}"),
                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                 console=self._console, refresh_per_second=4, transient=False)

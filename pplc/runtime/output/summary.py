@@ -18,7 +18,9 @@ def element_stats(draws: dict) -> dict:
     """Per array in `draws` ([chains, draws, *shape]): {column: array of its element shape} for COLUMNS.
     Mean, sd and quantiles from the pooled draws; MCSE, bulk and tail ESS and rank-normalised split R-hat
     from ArviZ (NaN where undefined: fewer than 4 draws, or a constant element)."""
-    import arviz as az
+    from .az import arviz
+
+    az = arviz()
 
     out = {}
     for name, a in draws.items():
@@ -155,7 +157,9 @@ def check(rows: list[dict], trace: dict, chains: int, max_tree_depth: int | None
 
 def ebfmi(energy) -> np.ndarray:
     """E-BFMI per chain (ArviZ) of an energy trace [chains, draws]."""
-    import arviz as az
+    from .az import arviz
+
+    az = arviz()
 
     with _warnings.catch_warnings(), np.errstate(all="ignore"):
         _warnings.simplefilter("ignore")
@@ -173,9 +177,14 @@ def _fmt(x: float, width: int, kind: str) -> str:
     return f"{x:>{width}.4g}"
 
 
-def table(fit_draws: dict, tracked: dict | None = None, per_array: int = 8, name_width: int = 22):
+PER_ARRAY = 20  # arrays of up to this many elements are shown whole
+
+
+def table(fit_draws: dict, tracked: dict | None = None, per_array: int = PER_ARRAY, name_width: int = 22,
+          sort: str = "index"):
     """The summary table (lines) and its rows: arrays in order, small ones (up to `per_array` elements) in full,
-    larger ones condensed to their worst R-hat elements and "... and N more"."""
+    larger ones condensed to their `per_array` elements of largest R-hat and "... and N more"; rows within an
+    array in index order (`sort="rhat"`: largest R-hat first)."""
     widths = (10, 8, 9, 9, 9, 9, 8, 8, 6)
     kinds = ("num",) * 6 + ("ess", "ess", "rhat")
     head = f"{'':{name_width}} " + " ".join(f"{h:>{w}}" for h, w in zip(HEADERS, widths))
@@ -190,6 +199,7 @@ def table(fit_draws: dict, tracked: dict | None = None, per_array: int = 8, name
             by_array.setdefault(r["array"], []).append(r)
         for name, rs in by_array.items():
             shown = rs if len(rs) <= per_array else _worst_first(rs)[:per_array]
+            shown = _worst_first(shown) if sort == "rhat" else sorted(shown, key=lambda r: r["index"])
             for r in shown:
                 nm = (r["name"] + label)
                 nm = nm if len(nm) <= name_width else nm[:name_width - 1] + "~"
@@ -203,7 +213,7 @@ def table(fit_draws: dict, tracked: dict | None = None, per_array: int = 8, name
     return lines, all_rows
 
 
-def summary_text(fit, per_array: int = 8) -> str:
+def summary_text(fit, per_array: int = PER_ARRAY, sort: str = "index") -> str:
     """What `pplc summary` and the end of `pplc run` print: the run, the table, throughput and warnings."""
     meta = fit.meta or {}
     cfg = meta.get("config", {})
@@ -227,7 +237,7 @@ def summary_text(fit, per_array: int = 8) -> str:
     if chains is None or ndraws == 0:
         lines.append("no draws")
         return "\n".join(lines)
-    tlines, rows = table(fit.draws, {k: fit.trace[k] for k in tracked_names}, per_array)
+    tlines, rows = table(fit.draws, {k: fit.trace[k] for k in tracked_names}, per_array, sort=sort)
     lines += tlines
     lines += _run_lines(fit)
     lines += [w.render() for w in fit_warnings(fit, rows)]

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..devices.mesh import is_main_process
 from . import checkpoint as ckpt
-from .carry import carry_from_host, carry_to_host
+from .carry import carry_from_host, carry_to_host, to_host
 
 
 class Interrupted(KeyboardInterrupt):
@@ -69,7 +69,8 @@ class BlockSizer:
     """Iterations per call: `fixed`, or adaptive: from 1, growing by at most GROWTH times per call toward
     TARGET_BLOCK_S seconds of work at the rate measured so far, never above the compiled block size. Small
     first blocks show progress soon whatever an iteration costs; later ones make the per-call overhead
-    negligible. The draws do not depend on the block sizes (one PRNG key per iteration)."""
+    negligible. The draws do not depend on the block sizes (one PRNG key per iteration). With several
+    processes the sizes only grow by GROWTH (no timing: every process must run the same blocks)."""
 
     def __init__(self, block: int, fixed: int | None = None, target_s: float = TARGET_BLOCK_S):
         self.block, self.fixed, self.target_s = block, fixed, target_s
@@ -172,10 +173,10 @@ def run(progs, carry, cfg, *, place=None, progress=None, checkpoint: str | None 
         phase, first, n, new_carry, out = pending
         timing["calls"] += 1
         if phase == "warmup":
-            st = jax.tree.map(lambda x: np.asarray(x)[:n], jax.device_get(out[2]))
+            st = jax.tree.map(lambda x: to_host(x)[:n], out[2])
             vals = ext = None
         else:
-            vals, ext, st = jax.tree.map(lambda x: np.asarray(x)[:n], jax.device_get(out))
+            vals, ext, st = jax.tree.map(lambda x: to_host(x)[:n], out)  # every process: all processes' rows
         # Commit: the outputs and the state after them, together.
         if phase == "warmup":
             parts["warm"].append(st)
@@ -200,6 +201,8 @@ def run(progs, carry, cfg, *, place=None, progress=None, checkpoint: str | None 
             "warmup": _count(resume.warm, "diverging"), "sampling": _count(resume.stats, "diverging")})
     t_loop = time.perf_counter()
     sizer = BlockSizer(B, fixed_block)
+    if jax.process_count() > 1:  # every process must run the same blocks: sizes that do not depend on timing
+        sizer.observe = lambda iterations, seconds: None
     stop = _StopOnSigint()
     hard = False
     pending = None

@@ -9,6 +9,7 @@ from ...dsl.diagnostics import Diagnostic, PPLError
 from ..data.bind import BoundData
 from ..data.layout import Layout
 from ..program import Program
+from .carry import to_host
 from .config import INIT_TRIES, SamplerConfig, float_dtype
 
 FLAT = ("Flat", "HalfFlat")  # improper priors: nothing to draw an initial value from
@@ -68,6 +69,7 @@ def init_chains(progs, program: Program, bound: BoundData, layout: Layout, cfg: 
         if attempt + 1 < tries:
             fresh = progs.redraw(attempt + 1)
             z = [np.where(ok.reshape((-1,) + (1,) * (np.ndim(a) - 1)), np.asarray(a), b) for a, b in zip(z, fresh)]
+    values = [to_host(v) for v in values]  # in every process (a collective when the mesh spans several)
     raise PPLError(nonfinite_report(program, bound, layout, values, np.flatnonzero(~ok), tries))
 
 
@@ -100,8 +102,8 @@ def nonfinite_terms(program: Program, bound: BoundData, params: dict) -> list[st
     for v in program.latents:
         x = np.asarray(params[v.name])
         values[v.name] = x[None] if x.ndim == len(v.phys) else x
-    values.update(program.module.observed(bound.arrays))
-    parts = program.unsharded_model(bound.arrays, bound.sizes).log_prob_parts(**values)
-    parts = parts._asdict() if hasattr(parts, "_asdict") else dict(parts)
+    values = program.by_site(values)
+    values.update(program.module.observed(bound.arrays))  # (by site name)
+    parts = program.by_name(program.unsharded_model(bound.arrays, bound.sizes).log_prob_parts(**values))
     order = [v.name for v in program.ir.variables if v.kind in ("latent", "observed")]
     return [name for name in order if name in parts and not np.all(np.isfinite(np.asarray(parts[name])))]

@@ -16,7 +16,7 @@ from ..program import Program
 from . import init as init_lib
 from . import stats as stats_lib
 from .config import SamplerConfig
-from .target import padding_term, target_fn
+from .target import target_fn
 from .warmup import make_kernel
 
 # The sampler's carried state (positions and kernel results) leaves each SPMD call as a flat list of
@@ -67,7 +67,6 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
     placement = Placement(program, layout, mesh, mode)
     local = layout.local
     axes = placement.shard_axes
-    padded_any = any(layout.padded[d] != layout.sizes[d] for d in layout.padded)
     chains = cfg.chains
     block = block or default_block_size(cfg)
     stat_names = stats_lib.stat_names(cfg)
@@ -80,9 +79,11 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
             d = {k: jnp.array(x, copy=True) for k, x in data.items()}
             return program.pinned(d, local, masks, axes)
 
-        padding = padding_term(latents, masks, axes) if padded_any else None
+        # Padded items of sharded latents: log density 0 in the model, and no momentum (`momentum.Momentum`), so
+        # they never move and add nothing to the Hamiltonian: the draws do not depend on the device count.
+        padding = None
         target, constrain = target_fn(make_pinned, padding)
-        kernel = make_kernel(target, cfg, list(z), latents, axes)
+        kernel = make_kernel(target, cfg, list(z), latents, axes, layout.sizes)
         return kernel, constrain, padding
 
     def init(z0, key, data, masks):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import time
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -40,6 +41,9 @@ def sample(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sample
         raise PPLError(Diagnostic("--resume needs --checkpoint PATH (the checkpoint to go on from)"))
     if block is not None and block < 1:
         raise PPLError(Diagnostic(f"--block must be at least 1 (got {block})"))
+    if mode != "shard_map" and jax.process_count() > 1:
+        raise PPLError(Diagnostic("--spmd pmap runs on the devices of one process; several processes need "
+                                  "--spmd shard_map (the default)"))
     compiled_block = block or compiled_block_size(program, layout, cfg)
     fp = saved = None
     if checkpoint:

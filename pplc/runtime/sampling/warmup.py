@@ -6,9 +6,9 @@ import collections
 import jax
 import jax.numpy as jnp
 import tensorflow_probability.substrates.jax as tfp
-from tensorflow_probability.substrates.jax.experimental.mcmc import preconditioning_utils
 from tensorflow_probability.substrates.jax.internal import unnest
 
+from . import momentum as momentum_lib
 from .config import DIVERGENCE, SamplerConfig
 
 
@@ -47,18 +47,19 @@ class WindowedAdaptation(tfp.mcmc.TransitionKernel):
     the per-chain variance of each unconstrained element is accumulated; at a window's end it becomes the
     inverse mass matrix (regularised as Stan: n/(n+5) var + 1e-3 * 5/(n+5)), the step size is re-initialised
     with Stan's heuristic and dual averaging restarts, so that it ends, as in Stan, with the last warmup
-    iteration. After warmup nothing changes. Sharded parts keep sharded variances and Sharded momenta."""
+    iteration. After warmup nothing changes. Sharded parts keep sharded variances and sharded momenta."""
 
     def __init__(self, inner_kernel, target, warmup: int, adapt_metric: bool, find_step: bool,
-                 name="windowed_adaptation"):
+                 name="windowed_adaptation", momentum=None):
         self._inner = inner_kernel
+        self._momentum = momentum  # put in the results at bootstrap (TFP's NUTS drops a given one when copied)
         self._target = target
         self._warmup = int(warmup)
         start, ends = warmup_windows(self._warmup) if adapt_metric else (self._warmup, [])
         self._start, self._ends = start, ends
         self._find_step = find_step
         self._parameters = dict(inner_kernel=inner_kernel, target=target, warmup=warmup,
-                                adapt_metric=adapt_metric, find_step=find_step, name=name)
+                                adapt_metric=adapt_metric, find_step=find_step, name=name, momentum=momentum)
 
     @property
     def parameters(self):
@@ -74,6 +75,8 @@ class WindowedAdaptation(tfp.mcmc.TransitionKernel):
 
     def bootstrap_results(self, init_state):
         inner = self._inner.bootstrap_results(list(init_state))
+        if self._momentum is not None:
+            inner = set_momentum_distribution(inner, self._momentum)
         zeros = [jnp.zeros_like(x) for x in init_state]
         return WarmupResults(inner, jnp.zeros([], jnp.int32), jnp.zeros([], init_state[0].dtype), zeros,
                              [jnp.zeros_like(x) for x in init_state])
@@ -100,8 +103,7 @@ class WindowedAdaptation(tfp.mcmc.TransitionKernel):
             inner, count, mean, m2 = args
             n = count
             var = [(n / (n + 5.0)) * (s / jnp.maximum(n - 1.0, 1.0)) + 1e-3 * (5.0 / (n + 5.0)) for s in m2]
-            momentum = preconditioning_utils.update_momentum_distribution(
-                unnest.get_innermost(inner, "momentum_distribution"), var)
+            momentum = momentum_lib.update(unnest.get_innermost(inner, "momentum_distribution"), var)
             inner = set_momentum_distribution(inner, momentum)
             inner = self.restart_step_size(state, inner, restart_seed, remaining=self._warmup - (i + 1))
             zeros = [jnp.zeros_like(x) for x in mean]
@@ -149,7 +151,7 @@ def find_reasonable_step_size(target, state, inner, step, seed, max_tries=60):
     """Stan's `init_stepsize`, per chain: from the current step size, one leapfrog step with fresh momenta;
     double it while the acceptance exp(-dH) stays above 0.8, or halve it while it stays below, stopping at the
     first step size where that flips. Returns step sizes shaped like `step`. Nothing here sums across devices:
-    the momentum distribution's Sharded parts and the target already do."""
+    the momentum distribution's sharded parts and the target already do."""
     momentum = unnest.get_innermost(inner, "momentum_distribution")
     lp0 = unnest.get_innermost(inner, "target_log_prob")
     g0 = unnest.get_innermost(inner, "grads_target_log_prob")
@@ -199,14 +201,13 @@ def shard_axis_names(latents, axes):
     return names if any(names) else None
 
 
-def make_kernel(target, cfg: SamplerConfig, state, latents, axes):
+def make_kernel(target, cfg: SamplerConfig, state, latents, axes, sizes=None):
     """Preconditioned NUTS or HMC (TFP) with per-chain dual-averaging step size, inside Stan's windowed warmup.
-    The momentum distribution is TFP's preconditioning one (Sharded parts for sharded latents); the NUTS U-turn
-    criterion sums over devices for sharded parts."""
+    The momenta are drawn per plate item (`momentum.Momentum`: the same on any device count; padded items of
+    sharded plates, beyond their true `sizes`, get none); the NUTS U-turn criterion sums over devices for
+    sharded parts."""
     shard_axes = shard_axis_names(latents, axes)
-    lp_shape = state[0].shape[:1]
-    momentum = preconditioning_utils.make_momentum_distribution(
-        list(state), lp_shape, [jnp.ones_like(x) for x in state], shard_axis_names=shard_axes)
+    momentum = momentum_lib.make(list(state), latents, list(axes) if shard_axes else [], sizes or {})
     step = [jnp.full(x.shape[:1] + (1,) * (x.ndim - 1), cfg.initial_step_size, x.dtype) for x in state]
     if cfg.sampler == "nuts":
         inner = tfp.experimental.mcmc.PreconditionedNoUTurnSampler(
@@ -221,5 +222,5 @@ def make_kernel(target, cfg: SamplerConfig, state, latents, axes):
     dassa = tfp.mcmc.DualAveragingStepSizeAdaptation(
         inner, num_adaptation_steps=cfg.warmup, target_accept_prob=cfg.accept_target)
     return WindowedAdaptation(dassa, target, cfg.warmup, adapt_metric=cfg.metric == "diag",
-                              find_step=True)
+                              find_step=True, momentum=momentum)
 

@@ -23,6 +23,8 @@ LATENTS = {"mu": (), "tau": (), "theta_raw": ("schools",)}
 OBSERVED = {"y": ("schools",)}
 DETERMINISTICS = {"theta": ("schools",)}
 TRACKS = {}
+# The random variables whose TFP site is named otherwise (a Python keyword cannot name one).
+SITE_NAMES = {}
 
 
 def real(x):
@@ -58,7 +60,8 @@ def make_model(data, dims, masks, shard_axes=()):
 
 
 def observed(data):
-    """The observed values, by name, laid out as the model's sites expect them."""
+    """The observed values, by site name (a site is named as its Python variable: `lambda_` for `lambda`),
+    laid out as the model's sites expect them."""
     return {"y": data["y"]}
 
 
@@ -138,7 +141,7 @@ def main(argv=None):
 
     def run(seed, data, masks):
         model = make_model(data, local, masks, axes)
-        pinned = model.experimental_pin(**observed(data))
+        pinned = model.experimental_pin(observed(data))  # by site name; {} for a prior
         bijector = pinned.experimental_default_event_space_bijector()
         init_seed, seed = jax.random.split(seed)
         state = pinned.sample_unpinned(args.chains, seed=init_seed)

@@ -1,0 +1,1 @@
+run run_without_data.ppl --draws 10

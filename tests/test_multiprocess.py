@@ -1,0 +1,152 @@
+"""Several JAX processes as one mesh (jax.distributed over gloo on 127.0.0.1, as the hosts of a cluster): the same
+log density, gradient and draws as one process with as many devices; output written once; a dead process stops
+the others."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import EXAMPLES, ROOT
+
+import pplc
+from pplc.runtime.sampling.carry import to_host
+
+MODEL = os.path.join(EXAMPLES, "movielens_mf.ppl")
+RUN = ["--const", "dim=3", "--sampler", "hmc", "--chains", "2", "--warmup", "0", "--draws", "5", "--seed", "3",
+       "--step-size", "0.05", "--quiet"]
+SAMPLE = dict(sampler="hmc", chains=2, warmup=0, draws=5, seed=3, step_size=0.05)
+
+# Each process: `pplc run` over the mesh of 2 x 4 devices (the CLI's flags start jax.distributed), then the log
+# density and its gradient through the Python API in the same processes; process 0 saves what it got.
+WORKER = """
+import sys
+import numpy as np
+from pplc.cli import main
+import pplc
+from pplc.runtime.sampling.carry import to_host
+port, pid, data, out, ref = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+status = main(["run", {model!r}, "--data", data, "--out", out, "--devices", "4", "--coordinator",
+               f"127.0.0.1:{{port}}", "--num-processes", "2", "--process-id", str(pid)] + {run!r})
+model = pplc.compile_file({model!r}, consts={{"dim": 3}})
+z = dict(np.load(ref))
+lp, grad = model.log_density(data, devices=4).value_and_grad(z)
+if pid == 0:
+    np.savez(ref + ".out.npz", lp=to_host(lp), **{{k: to_host(g) for k, g in grad.items()}})
+sys.exit(status)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(args, log):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                            start_new_session=True)
+
+
+def stop(procs):
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def problem(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mp")
+    data = str(d / "data.npz")
+    np.savez(data, watched=np.random.default_rng(1).random((13, 6)) < 0.4)  # 13 users: padded to 16 on 8
+    model = pplc.compile_file(MODEL, consts={"dim": 3})
+    rng = np.random.default_rng(2)
+    z = {"movie_embedding": rng.normal(size=(6, 3)), "movie_bias": rng.normal(size=6),
+         "user_embedding": rng.normal(size=(13, 3)), "user_bias": rng.normal(size=13)}
+    z = {k: v.astype(np.float32) for k, v in z.items()}
+    np.savez(d / "z.npz", **z)
+    return d, data, model, z
+
+
+def test_two_processes_of_four_devices_are_one_process_of_eight(problem):
+    d, data, model, z = problem
+    script = d / "worker.py"
+    script.write_text(WORKER.format(model=MODEL, run=RUN))
+    port = free_port()
+    logs = [open(d / f"log{i}.txt", "w+") for i in range(2)]
+    procs = [start([str(script), str(port), str(i), data, str(d / f"fit{i}.npz"), str(d / "z.npz")], logs[i])
+             for i in range(2)]
+    try:
+        codes = [p.wait(timeout=240) for p in procs]
+    finally:
+        stop(procs)
+    text = [open(d / f"log{i}.txt").read() for i in range(2)]
+    assert codes == [0, 0], "\n".join(t[-3000:] for t in text)
+    assert os.path.exists(d / "fit0.npz") and not os.path.exists(d / "fit1.npz")  # process 0 writes, once
+    assert "wrote" in text[0] and "wrote" not in text[1]
+
+    # One process, 8 devices: the same log density and gradient, and the same first draws.
+    lp8, grad8 = model.log_density(data, devices=8).value_and_grad(z)
+    got = np.load(d / "z.npz.out.npz")
+    np.testing.assert_allclose(got["lp"], to_host(lp8), rtol=1e-5)
+    for k in z:
+        np.testing.assert_allclose(got[k], to_host(grad8[k]), rtol=1e-4, atol=1e-4, err_msg=k)
+    fit8 = model.sample(data, devices=8, **SAMPLE)
+    fit = np.load(d / "fit0.npz")
+    assert fit8.trace["is_accepted"].any()
+    for k, x in fit8.draws.items():
+        np.testing.assert_allclose(fit[k], x, rtol=1e-4, atol=1e-4 * np.abs(x).max(), err_msg=k)
+
+
+# Process 0 shows progress; the run is far longer than the test waits.
+LONG_WORKER = """
+import sys
+import pplc
+port, pid, data = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+model = pplc.compile_file({model!r}, consts={{"dim": 3}})
+model.sample(data, devices=4, sampler="hmc", chains=2, warmup=1000000, draws=10, progress=True, block=1,
+             coordinator=f"127.0.0.1:{{port}}", num_processes=2, process_id=pid)
+"""
+
+
+@pytest.mark.slow
+def test_a_dead_process_stops_the_other_within_a_minute_naming_it(problem):
+    """Through the Python API's keywords: process 1 is killed mid-run; process 0 stops (non-zero) within 60 s
+    with JAX's message naming the task that stopped sending heartbeats."""
+    d, data, _, _ = problem
+    script = d / "long.py"
+    script.write_text(LONG_WORKER.format(model=MODEL))
+    port = free_port()
+    logs = [open(d / f"long{i}.txt", "w+") for i in range(2)]
+    procs = [start([str(script), str(port), str(i), data], logs[i]) for i in range(2)]
+    try:
+        deadline = time.monotonic() + 240
+        while "warmup" not in open(d / "long0.txt").read():  # sampling has started in both
+            assert time.monotonic() < deadline and procs[0].poll() is None, open(d / "long0.txt").read()[-3000:]
+            time.sleep(0.5)
+        os.killpg(procs[1].pid, signal.SIGKILL)
+        code = procs[0].wait(timeout=60)  # raises TimeoutExpired if it hangs
+    finally:
+        stop(procs)
+    text = open(d / "long0.txt").read()
+    assert code != 0
+    assert re.search(r"tasks are unhealthy \(stopped sending heartbeats\):\s*1\b", text), text[-3000:]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--coordinator", "127.0.0.1:1"], "need all of --coordinator HOST:PORT, --num-processes P and --process-id I"),
+    (["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "2"], "--process-id must be in 0..1"),
+    (["--coordinator", "localhost", "--num-processes", "2", "--process-id", "0"], "--coordinator must be HOST:PORT"),
+])
+def test_incomplete_or_wrong_process_flags_are_refused_before_anything_starts(problem, capsys, flags, message):
+    from pplc.cli import main
+
+    _, data, _, _ = problem
+    assert main(["run", MODEL, "--data", data, "--quiet", *flags]) == 1
+    assert message in capsys.readouterr().err
