@@ -13,6 +13,9 @@ jax.config.update("jax_num_cpu_devices", 8)
 # `pplc` processes they start, which inherit the environment), never the user's.
 _CACHE = tempfile.mkdtemp(prefix="pplc-test-cache-")
 os.environ["PPLC_CACHE_DIR"] = _CACHE
+# ... and leave it off unless a test turns it on (tests/test_log_density.py does, in a folder of its own): the
+# suite compiles hundreds of programs once each, and writing them all to disk only costs time.
+os.environ.setdefault("PPLC_NO_CACHE", "1")
 atexit.register(shutil.rmtree, _CACHE, True)
 
 import pytest  # noqa: E402

@@ -448,6 +448,7 @@ def test_more_devices_than_the_accelerator_has(monkeypatch):
         platform = "gpu"
 
     monkeypatch.setattr(jax, "devices", lambda *a: [Gpu()])
+    monkeypatch.setattr(jax, "local_devices", lambda *a, **k: [Gpu()])  # this process's devices
     with pytest.raises(PPLError) as e:
         mesh.devices(4)
     assert str(e.value) == (

@@ -22,8 +22,7 @@ import jax
 import jax.numpy as jnp
 import tensorflow_probability.substrates.jax as tfp
 from tensorflow_probability.substrates.jax.experimental import distribute as tfed
-from tensorflow_probability.substrates.jax.internal import distribute_lib
-
+{distribute_lib}
 tfd = tfp.distributions
 Root = tfed.JointDistributionCoroutine.Root'''
 MAKE_MODEL = '''def make_model(data, dims, masks, shard_axes=()):
@@ -40,12 +39,13 @@ DERIVED = '''def derived(values, data, dims, masks, shard_axes=()):
 COMPUTED = (ir.Kind.TRANSFORMED, ir.Kind.DETERMINISTIC, ir.Kind.TRACK)
 
 
-def used_data(model: ir.Model, kinds) -> set[str]:
-    """Data names referenced by the values and distribution parameters of the variables of `kinds`."""
+def used_data(variables, of_kind=ir.Kind.DATA) -> set[str]:
+    """Names of `of_kind` (data, by default) referenced by the values and distribution parameters of
+    `variables`."""
     names: set[str] = set()
 
     def walk(e):
-        if isinstance(e, ir.Ref) and e.kind == ir.Kind.DATA:
+        if isinstance(e, ir.Ref) and e.kind == of_kind:
             names.add(e.name)
         for a in getattr(e, "args", ()):
             walk(a)
@@ -54,9 +54,7 @@ def used_data(model: ir.Model, kinds) -> set[str]:
             if isinstance(sub, ir.Expr):
                 walk(sub)
 
-    for v in model.variables:
-        if v.kind not in kinds:
-            continue
+    for v in variables:
         if v.value is not None:
             walk(v.value)
         if v.dist is not None:
@@ -146,8 +144,15 @@ class ModuleGen:
 
     def make_model(self) -> list[str]:
         m = self.model
-        out = [MAKE_MODEL] + self.data_bindings(used_data(m, set(ir.Kind) - {ir.Kind.TRACK}))
-        for v in m.of_kind(ir.Kind.TRANSFORMED):
+        # Values computed from data alone, as far as the model's sites and deterministics need them.
+        model_vars = m.of_kind(ir.Kind.LATENT, ir.Kind.OBSERVED, ir.Kind.DETERMINISTIC)
+        needed = used_data(model_vars, ir.Kind.TRANSFORMED)
+        for v in reversed(m.of_kind(ir.Kind.TRANSFORMED)):  # what a needed value needs (defined above it)
+            if v.name in needed:
+                needed |= used_data([v], ir.Kind.TRANSFORMED)
+        transformed = [v for v in m.of_kind(ir.Kind.TRANSFORMED) if v.name in needed]
+        out = [MAKE_MODEL] + self.data_bindings(used_data(model_vars + transformed))
+        for v in transformed:
             out += self.assignment(v, "    ")
         out += ["", "    @tfed.JointDistributionCoroutine", "    def model():"]
         body = []
@@ -175,8 +180,9 @@ class ModuleGen:
         det = m.of_kind(ir.Kind.DETERMINISTIC, ir.Kind.TRACK)
         if not det:
             return [DERIVED, "    return {}"]
-        out = [DERIVED] + self.data_bindings(used_data(m, COMPUTED))
-        out += [f"    {py(v.name)} = values[{v.name!r}]" for v in m.of_kind(ir.Kind.LATENT)]
+        out = [DERIVED] + self.data_bindings(used_data(m.of_kind(*COMPUTED)))
+        latents = used_data(m.of_kind(*COMPUTED), ir.Kind.LATENT)
+        out += [f"    {py(v.name)} = values[{v.name!r}]" for v in m.of_kind(ir.Kind.LATENT) if v.name in latents]
         for v in m.variables:
             if v.kind in COMPUTED:
                 out += self.assignment(v, "    ")
@@ -194,6 +200,10 @@ class ModuleGen:
         parts = [self.make_model(), self.observed(), self.derived()]  # first: they decide the helpers needed
         main = [inspect.getcomments(standalone.main) + inspect.getsource(standalone.main),
                 'if __name__ == "__main__":\n    main()']
-        blocks = [HEADER.format(stem=stem, version=__version__, src=self.src), "\n".join(self.tables())]
-        blocks += self.prelude() + ["\n".join(p) for p in parts] + main
+        helpers = self.prelude()
+        psum = "from tensorflow_probability.substrates.jax.internal import distribute_lib\n" if any(
+            "distribute_lib." in h for h in helpers) else ""
+        blocks = [HEADER.format(stem=stem, version=__version__, src=self.src, distribute_lib=psum),
+                  "\n".join(self.tables())]
+        blocks += helpers + ["\n".join(p) for p in parts] + main
         return "\n\n".join(blocks) + "\n"

@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 import tensorflow_probability.substrates.jax as tfp
 from tensorflow_probability.substrates.jax.experimental import distribute as tfed
-from tensorflow_probability.substrates.jax.internal import distribute_lib
 
 tfd = tfp.distributions
 Root = tfed.JointDistributionCoroutine.Root

@@ -164,12 +164,8 @@ def observed(data):
 def derived(values, data, dims, masks, shard_axes=()):
     """Deterministic and tracked quantities for latent `values` (by name; leading dims are chains)."""
     x = data["x"]
-    weights = values["weights"]
     rate = values["rate"]
-    p = values["p"]
-    nu = values["nu"]
     coef = values["coef"]
-    shift = values["shift"]
     # mixture_of_supports.ppl:14  x_scaled = x / (1 + max(abs(x)))
     x_scaled = (
         x

@@ -107,7 +107,6 @@ def derived(values, data, dims, masks, shard_axes=()):
     mu_alpha = values["mu_alpha"]
     sigma_alpha = values["sigma_alpha"]
     beta = values["beta"]
-    sigma_y = values["sigma_y"]
     alpha_raw = values["alpha_raw"]
     # radon_hierarchical.ppl:15  alpha = mu_alpha + sigma_alpha * alpha_raw
     alpha = mu_alpha[..., None] + sigma_alpha[..., None] * alpha_raw

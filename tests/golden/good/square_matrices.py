@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 import tensorflow_probability.substrates.jax as tfp
 from tensorflow_probability.substrates.jax.experimental import distribute as tfed
-from tensorflow_probability.substrates.jax.internal import distribute_lib
 
 tfd = tfp.distributions
 Root = tfed.JointDistributionCoroutine.Root
@@ -58,8 +57,6 @@ def make_model(data, dims, masks, shard_axes=()):
     group = data["group"]
     trials = data["trials"]
     W = data["W"]
-    # square_matrices.ppl:11  gram = X.T @ X
-    gram = jnp.einsum("...kn,...na->...ka", jnp.swapaxes(X, -1, -2), X)
 
     @tfed.JointDistributionCoroutine
     def model():
@@ -107,7 +104,6 @@ def observed(data):
 def derived(values, data, dims, masks, shard_axes=()):
     """Deterministic and tracked quantities for latent `values` (by name; leading dims are chains)."""
     X = data["X"]
-    beta = values["beta"]
     L = values["L"]
     sigma = values["sigma"]
     # square_matrices.ppl:11  gram = X.T @ X
