@@ -30,14 +30,17 @@ STOP_AT = 60  # the checkpoint (iteration 60: 20 draws in) after which the runs 
 
 # Runs `pplc run` in this process after making checkpoint.save wait, once it has written the checkpoint at
 # iteration >= STOP_AT, for a signal: the test then kills or interrupts the run at a known point. SIGINT is
-# blocked before the line is printed and waited for with sigwait (no race with a signal that comes early),
-# then raised again for pplc's own handler, as a Ctrl-C at that moment would be. SIGINT gets Python's usual
-# handler first, as in a terminal: a child of a background job or of a CI runner inherits SIGINT ignored, and
-# would then sample to the end. A child nobody signals (its test died) exits after PAUSE_S on its own.
+# blocked from the start (so every thread, JAX's too, inherits the block and the signal waits for the pausing
+# thread instead of landing in another one), waited for with sigtimedwait after the line is printed (no race
+# with a signal that comes early), then raised again for pplc's own handler, as a Ctrl-C at that moment would
+# be. SIGINT gets Python's usual handler first, as in a terminal: a child of a background job or of a CI
+# runner inherits SIGINT ignored, and would then sample to the end. A child nobody signals (its test died)
+# exits after PAUSE_S on its own.
 PAUSE_S = 600
 PAUSING = """
 import os, signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGINT}})  # in every thread started from here on (JAX's too)
 from pplc import cli
 from pplc.runtime.sampling import checkpoint
 save = checkpoint.save
