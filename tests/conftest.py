@@ -31,3 +31,17 @@ def shared_path(*parts):
     if not os.path.exists(p):
         pytest.skip(f"needs {p} (the project's shared data, not shipped with pplc)")
     return p
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """After each test file, drop JAX's in-memory caches of traced and compiled programs: the suite compiles
+    thousands of programs in one process, and keeping them all makes it grow by gigabytes (XLA's CPU compiler
+    crashed inside the equivalence property after test_diagnostics' hundreds of models)."""
+    yield
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
