@@ -53,6 +53,14 @@ RAN: list[str] = []  # the text of every model the property ran in this session 
 
 RTOL = 1e-5
 
+
+@pytest.fixture(autouse=True)
+def _release_compiled_programs():
+    """Every case compiles models of its own: drop JAX's compiled programs after each (the process would
+    otherwise grow by gigabytes over the file)."""
+    yield
+    jax.clear_caches()
+
 # ----------------------------------------------------------------------------- the model strategy
 # Latent distributions by the support of their values. "{loc}" / "{scale}" are filled with a literal or
 # an earlier latent of that kind. Heavy-tailed ones are leaves: nothing depends on their value, so a far
