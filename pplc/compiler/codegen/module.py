@@ -1,10 +1,10 @@
 """The whole generated module: header, tables, prelude helpers, make_model, observed, derived and main."""
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 import os
 
-from ..._version import __version__
 from .. import ir
 from ..lower import BatchBroadcast, Independent, Masked, Param, ParamForm, Sample, Sharded, Site, lower
 from . import prelude, standalone
@@ -203,7 +203,7 @@ class ModuleGen:
         helpers = self.prelude()
         psum = "from tensorflow_probability.substrates.jax.internal import distribute_lib\n" if any(
             "distribute_lib." in h for h in helpers) else ""
-        blocks = [HEADER.format(stem=stem, version=__version__, src=self.src, distribute_lib=psum),
+        blocks = [HEADER.format(stem=stem, version=importlib.metadata.version("pplc"), src=self.src, distribute_lib=psum),
                   "\n".join(self.tables())]
         blocks += helpers + ["\n".join(p) for p in parts] + main
         return "\n\n".join(blocks) + "\n"
