@@ -53,17 +53,6 @@ def test_generated_code_comments_cite_ppl_lines():
     assert "tfed.Sharded(" in src and "shard_axis_name=shard_axes" in src
 
 
-def test_observing_a_computed_quantity_is_a_located_error():
-    import pytest
-
-    text = "data w: real[n]\nlog_w = log(w)\nmu ~ Normal(0, 1)\nlog_w ~ Normal(mu, 1)\n"
-    with pytest.raises(pplc.PPLError) as e:
-        pplc.compile(text, "m.ppl")
-    msg = e.value.render()
-    assert msg.startswith("m.ppl:4:1: error: `log_w` is computed from data (at 2:1)")
-    assert "LogNormal" in msg
-
-
 # ----------------------------------------------------------------------------- kinds and supports
 def checked(text):
     """The IR of a model, from the front end alone (parse and check)."""

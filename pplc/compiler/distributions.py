@@ -20,6 +20,7 @@ class DistSpec:
     support: Support = Support.REAL
     strict_support: bool = False  # a positive support excludes 0 (the log density is -inf there)
     tfp: str = ""  # the constructor in generated code
+    cdf: bool = False  # TFP computes its log_cdf and log_survival_function (truncation to bounds is normalised)
 
     @property
     def constructor(self) -> str:
@@ -31,21 +32,21 @@ def _d(name, params, **kw):
 
 
 DISTRIBUTIONS: dict[str, DistSpec] = {d.name: d for d in [
-    _d("Normal", ["loc", "scale"], required=("loc", "scale")),
-    _d("HalfNormal", ["scale"], required=("scale",), support=Support.POSITIVE),
-    _d("Cauchy", ["loc", "scale"], required=("loc", "scale")),
-    _d("HalfCauchy", ["loc", "scale"], required=("loc", "scale"), support=Support.POSITIVE),
-    _d("StudentT", ["df", "loc", "scale"], required=("df", "loc", "scale")),
-    _d("LogNormal", ["loc", "scale"], required=("loc", "scale"), support=Support.POSITIVE, strict_support=True),
-    _d("Exponential", ["rate"], required=("rate",), support=Support.POSITIVE),
-    _d("Gamma", ["concentration", "rate"], required=("concentration", "rate"), support=Support.POSITIVE,
+    _d("Normal", ["loc", "scale"], required=("loc", "scale"), cdf=True),
+    _d("HalfNormal", ["scale"], required=("scale",), cdf=True, support=Support.POSITIVE),
+    _d("Cauchy", ["loc", "scale"], required=("loc", "scale"), cdf=True),
+    _d("HalfCauchy", ["loc", "scale"], required=("loc", "scale"), cdf=True, support=Support.POSITIVE),
+    _d("StudentT", ["df", "loc", "scale"], required=("df", "loc", "scale"), cdf=True),
+    _d("LogNormal", ["loc", "scale"], required=("loc", "scale"), cdf=True, support=Support.POSITIVE, strict_support=True),
+    _d("Exponential", ["rate"], required=("rate",), cdf=True, support=Support.POSITIVE),
+    _d("Gamma", ["concentration", "rate"], required=("concentration", "rate"), cdf=True, support=Support.POSITIVE,
        strict_support=True),
-    _d("InverseGamma", ["concentration", "scale"], required=("concentration", "scale"), support=Support.POSITIVE,
+    _d("InverseGamma", ["concentration", "scale"], required=("concentration", "scale"), cdf=True, support=Support.POSITIVE,
        strict_support=True),
-    _d("Beta", ["concentration1", "concentration0"], required=("concentration1", "concentration0"),
+    _d("Beta", ["concentration1", "concentration0"], required=("concentration1", "concentration0"), cdf=True,
        support=Support.UNIT),
-    _d("Uniform", ["low", "high"], required=("low", "high"), support=Support.INTERVAL),
-    _d("Laplace", ["loc", "scale"], required=("loc", "scale")),
+    _d("Uniform", ["low", "high"], required=("low", "high"), cdf=True, support=Support.INTERVAL),
+    _d("Laplace", ["loc", "scale"], required=("loc", "scale"), cdf=True),
     _d("Bernoulli", ["logits", "probs"], one_of=("logits", "probs"), discrete=True, support=Support.BINARY),
     _d("Binomial", ["total_count", "logits", "probs"], required=("total_count",), one_of=("logits", "probs"),
        discrete=True, support=Support.BOUNDED_COUNT),
@@ -59,3 +60,6 @@ DISTRIBUTIONS: dict[str, DistSpec] = {d.name: d for d in [
     _d("Flat", [], tfp="Flat"),
     _d("HalfFlat", [], support=Support.POSITIVE, tfp="HalfFlat"),
 ]}
+
+# The site of a `target += EXPR` term: its log density is the term, whatever its (pinned) value.
+TERM = DistSpec("LogDensityTerm", ("loc",), required=("loc",), tfp="LogDensityTerm")

@@ -20,6 +20,7 @@ class Kind(enum.StrEnum):
     DETERMINISTIC = "deterministic"  # computed from latents
     TRANSFORMED = "transformed"  # computed from data and consts
     TRACK = "track"  # recorded with the draws, not used by the model
+    TARGET = "target"  # a `target += EXPR` term of the log density
 
     def __repr__(self) -> str:
         return repr(self.value)
@@ -128,6 +129,18 @@ class Transpose(Expr):
     value: Expr
 
 
+@dataclass(frozen=True)
+class DistFunction(Expr):
+    """A distribution's log density function at `value`: `Normal(mu, sigma).log_prob(y)` (method `log_prob`,
+    `log_cdf` or `log_survival_function`), elementwise over the batch."""
+
+    spec: DistSpec
+    names: tuple[str, ...]  # the given parameters' TFP keywords
+    args: tuple[Expr, ...]  # their values
+    method: str
+    value: Expr
+
+
 # ----------------------------------------------------------------------------- program
 @dataclass(frozen=True)
 class Dim:
@@ -168,6 +181,8 @@ class Variable:
     support_check: SupportCheck | None = None  # for latents and observed sites: what their values must satisfy
     sharded_dim: str | None = None
     latent: bool = False  # latent-dependent (for deterministics); True for latents
+    bounds: tuple[Expr | None, Expr | None] | None = None  # a latent's declared (lower, upper): `real<lower=0>`
+    data_bounds: tuple[float | None, float | None] | None = None  # data's declared bounds, checked when bound
 
 
 @dataclass(frozen=True)
@@ -199,3 +214,43 @@ class Model:
     @property
     def dim_map(self) -> dict[str, Dim]:
         return {d.name: d for d in self.dims}
+
+    @property
+    def inputs(self) -> list[Variable]:
+        """What a run takes as data arrays: the declared data, then the values computed from data and consts
+        alone (transformed data), computed once before sampling by the generated `transformed_data`."""
+        return self.of_kind(Kind.DATA, Kind.TRANSFORMED)
+
+    def data_used_by(self, name: str) -> set[str]:
+        """The declared data that variable `name`'s value depends on (through other variables too)."""
+        out: set[str] = set()
+        todo = [name]
+        while todo:
+            v = self.var(todo.pop())
+            for ref in refs(v.value) if v.value is not None else ():
+                if ref.kind == Kind.DATA:
+                    out.add(ref.name)
+                elif ref.name != v.name:
+                    todo.append(ref.name)
+        return out
+
+
+def children(e: Expr) -> list[Expr]:
+    """The sub-expressions of `e`."""
+    out = list(getattr(e, "args", ()))
+    for f in ("left", "right", "arg", "value", "index"):
+        sub = getattr(e, f, None)
+        if isinstance(sub, Expr):
+            out.append(sub)
+    return out
+
+
+def refs(e: Expr) -> list[Ref]:
+    """Every reference to a variable in `e`."""
+    out, todo = [], [e]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, Ref):
+            out.append(x)
+        todo.extend(children(x))
+    return out

@@ -90,6 +90,8 @@ class Site:
     positional: bool  # the parameters are given in TFP's order: no keywords needed
     layers: tuple[Layer, ...]  # innermost first
     root: bool  # no parameter depends on a latent: `Root(...)` in the coroutine
+    bounds: tuple[Param | None, Param | None] | None = None  # declared (low, high): `Bounded(dist, low, high)`
+    normalize: bool = False  # bounded: the log density renormalised over the bounds (truncation, as Stan)
 
 
 def lower_site(v: ir.Variable) -> Site:
@@ -103,8 +105,9 @@ def lower_site(v: ir.Variable) -> Site:
     brank = len(batch) - len(v.plates)
     given = [p for p, _ in dist.params]
     positional = not spec.one_of and given == list(spec.params[:len(given)])
-    covered = set()  # the positions of the batch axes that some parameter varies over
-    for pname, e in dist.params:
+    bound_exprs = [("low", v.bounds[0]), ("high", v.bounds[1])] if v.bounds else []
+    covered = set()  # the positions of the batch axes that some parameter (or bound) varies over
+    for pname, e in list(dist.params) + [(b, e) for b, e in bound_exprs if e is not None]:
         r = spec.param_event_rank.get(pname, 0)
         covered |= {v.plates.index(p) for p in e.axes.plates}
         p_item = e.axes.item[:len(e.axes.item) - r] if r else e.axes.item
@@ -138,8 +141,19 @@ def lower_site(v: ir.Variable) -> Site:
             layers.append(Independent(len(batch)))
         if sharded:
             layers.append(Sharded())
+    bounds = None
+    if v.bounds:
+        def bound(e):
+            if e is None:
+                return None
+            if isinstance(e, ir.Lit):
+                return Param("", e, ParamForm.LITERAL)
+            return Param("", e, ParamForm.AS_IS) if iid or is_literal(e) else Param("", e, ParamForm.LIFTED, v.plates, brank)
+        bounds = (bound(v.bounds[0]), bound(v.bounds[1]))
+    latent_inputs = [e for _, e in dist.params] + [e for _, e in bound_exprs if e is not None]
     return Site(v.name, v.kind == ir.Kind.LATENT, spec.constructor, tuple(params), positional, tuple(layers),
-                root=not any(e.latent for _, e in dist.params))
+                root=not any(e.latent for e in latent_inputs), bounds=bounds,
+                normalize=bool(v.bounds) and spec.cdf)
 
 
 def lower(model: ir.Model) -> dict[str, Site]:

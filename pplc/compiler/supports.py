@@ -19,6 +19,7 @@ class Support(enum.StrEnum):
     COUNT = "count"
     BOUNDED_COUNT = "bounded_count"
     CATEGORICAL = "categorical"
+    BOUNDED = "bounded"  # a latent's declared bounds (`real<lower=0>`)
 
     def __repr__(self) -> str:
         return repr(self.value)
@@ -45,6 +46,7 @@ SUPPORTS: dict[Support, SupportInfo] = {
     Support.COUNT: SupportInfo("non-negative integers", "zero"),
     Support.BOUNDED_COUNT: SupportInfo("0, 1, ..., total_count", "zero"),
     Support.CATEGORICAL: SupportInfo("0, 1, ..., K-1", "zero", predict_kind="class probabilities"),
+    Support.BOUNDED: SupportInfo("the declared bounds", "mean"),  # (a bounded distribution's mean: a point inside)
 }
 
 @dataclass(frozen=True)

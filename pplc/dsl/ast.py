@@ -67,6 +67,17 @@ class Call(Expr):
     kwargs: tuple[Keyword, ...]
 
 
+@dataclass(frozen=True)
+class Method(Expr):
+    """`value.method(args)`: a distribution's log density functions, `Normal(0, 1).log_prob(x)`."""
+
+    value: Expr
+    method: str
+    method_span: Span
+    args: tuple[Expr, ...]
+    kwargs: tuple[Keyword, ...]
+
+
 # ----------------------------------------------------------------------------- statements
 @dataclass(frozen=True)
 class Dim:
@@ -78,10 +89,20 @@ class Dim:
 
 
 @dataclass(frozen=True)
+class Bound:
+    """`lower = EXPR` or `upper = EXPR` in a constrained type (`real<lower=0>`)."""
+
+    name: str
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
 class Type:
     dtype: str  # real | int | bool
     dims: tuple[Dim, ...]
     span: Span
+    bounds: tuple[Bound, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,6 +141,20 @@ class Assign(Definition):
 
 @dataclass(frozen=True)
 class Track(Definition):
+    value: Expr
+
+
+@dataclass(frozen=True)
+class ParamDecl(Definition):
+    """`NAME: TYPE` alone: a latent with a flat prior over its declared (constrained) support."""
+
+    type: Type
+
+
+@dataclass(frozen=True)
+class Target(Stmt):
+    """`target += EXPR`: a term added to the log density."""
+
     value: Expr
 
 

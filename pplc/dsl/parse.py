@@ -38,8 +38,11 @@ class ToAst(Transformer):
             return cls(_span(meta), str(name), _tok_span(name), *rest)
         return build
 
-    data_decl, const_decl, sample_stmt, assign_stmt, track_stmt = map(
-        _definition, (ast.DataDecl, ast.ConstDecl, ast.Sample, ast.Assign, ast.Track))
+    data_decl, const_decl, sample_stmt, assign_stmt, track_stmt, param_decl = map(
+        _definition, (ast.DataDecl, ast.ConstDecl, ast.Sample, ast.Assign, ast.Track, ast.ParamDecl))
+
+    def target_stmt(self, meta, items):
+        return ast.Target(_span(meta), items[0])
 
     def plate_stmt(self, meta, items):
         name, sharded, *body = items
@@ -49,8 +52,20 @@ class ToAst(Transformer):
         return True
 
     def type(self, meta, items):
-        dtype, dims = items
-        return ast.Type(str(dtype), tuple(dims or ()), _span(meta))
+        dtype, bounds, dims = items
+        return ast.Type(str(dtype), tuple(dims or ()), _span(meta), tuple(bounds or ()))
+
+    def bounds(self, meta, items):
+        first, *bounds, last = items
+        for tok, want in ((first, "<"), (last, ">")):
+            if str(tok) != want:
+                raise PPLError(Diagnostic(f"expected `{want}` around the bounds, got `{tok}`", _tok_span(tok),
+                                          hint="e.g. `real<lower=0, upper=1>`"), self.source)
+        return bounds
+
+    def bound(self, meta, items):
+        name, value = items
+        return ast.Bound(str(name), value, _span(meta))
 
     def shape(self, meta, items):
         return list(items)
@@ -81,6 +96,11 @@ class ToAst(Transformer):
 
     def attr(self, meta, items):
         return ast.Attr(_span(meta), items[0], str(items[1]))
+
+    def method(self, meta, items):
+        value, name, args = items
+        call = self.call(meta, [name, args])
+        return ast.Method(_span(meta), value, str(name), _tok_span(name), call.args, call.kwargs)
 
     def call(self, meta, items):
         func, args = items

@@ -18,7 +18,7 @@ def _level(e: ast.Expr) -> int:
         return CMP if e.op in COMPARISONS else LEVEL[e.op]
     if isinstance(e, ast.Neg):
         return UNARY
-    if isinstance(e, (ast.Index, ast.Attr, ast.Call)):
+    if isinstance(e, (ast.Index, ast.Attr, ast.Call, ast.Method)):
         return POSTFIX
     return ATOM
 
@@ -61,6 +61,9 @@ def expr(e: ast.Expr) -> str:
     if isinstance(e, ast.Attr):  # `0.T` would read as the number `0.` and then `T`
         value = f"({expr(e.value)})" if isinstance(e.value, ast.Num) else _at(e.value, POSTFIX)
         return f"{value}.{e.attr}"
+    if isinstance(e, ast.Method):
+        args = [expr(a) for a in e.args] + [f"{k.name} = {expr(k.value)}" for k in e.kwargs]
+        return f"{_at(e.value, POSTFIX)}.{e.method}({', '.join(args)})"
     if isinstance(e, ast.Call):
         args = [expr(a) for a in e.args] + [f"{k.name} = {expr(k.value)}" for k in e.kwargs]
         return f"{e.func}({', '.join(args)})"
@@ -69,7 +72,8 @@ def expr(e: ast.Expr) -> str:
 
 def type_(t: ast.Type) -> str:
     dims = ", ".join(d.name if d.name is not None else str(d.size) for d in t.dims)
-    return t.dtype + (f"[{dims}]" if t.dims else "")
+    bounds = ", ".join(f"{b.name}={_at(b.value, POSTFIX)}" for b in t.bounds)
+    return t.dtype + (f"<{bounds}>" if t.bounds else "") + (f"[{dims}]" if t.dims else "")
 
 
 def statement(s: ast.Stmt, indent: str = "") -> list[str]:
@@ -85,6 +89,10 @@ def statement(s: ast.Stmt, indent: str = "") -> list[str]:
         return [f"{indent}{s.name} = {expr(s.value)}"]
     if isinstance(s, ast.Track):
         return [f"{indent}track {s.name} = {expr(s.value)}"]
+    if isinstance(s, ast.ParamDecl):
+        return [f"{indent}{s.name}: {type_(s.type)}"]
+    if isinstance(s, ast.Target):
+        return [f"{indent}target += {expr(s.value)}"]
     if isinstance(s, ast.Plate):
         head = f"{indent}plate {s.dim}{' sharded over devices' if s.sharded else ''} {{"
         body = [line for inner in s.body for line in statement(inner, indent + "  ")]

@@ -54,7 +54,7 @@ def pointwise_log_likelihood(program: Program, draws: dict, data, chunk: int | N
     if missing:
         raise PPLError(Diagnostic(f"the draws have no `{missing[0]}`, a latent of {program.ir.filename}"))
     with jax.enable_x64(True):
-        bound = data_lib.as_bound(program.ir, data)
+        bound = data_lib.bind_program(program, data)
         sizes, arrays = bound.sizes, dict(bound.arrays)
         observed = [v for v in program.observed if v.name in arrays]
         if not latents or not observed:

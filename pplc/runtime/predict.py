@@ -118,7 +118,7 @@ def predict(program: Program, draws: dict, data, per_draw: bool = False, chunk: 
     if missing:
         raise PPLError(Diagnostic(f"the draws have no `{missing[0]}`, a latent of {ir.filename}",
                                   hint="use the fit of this model (pplc run writes every latent)"))
-    bound = data_lib.as_bound(ir, data, allow_missing=True)
+    bound = data_lib.bind_program(program, data, allow_missing=True)
     sizes = bound.sizes
     lead, flat = _flat_draws(latents, draws, sizes)
     n_draws = int(np.prod(lead))

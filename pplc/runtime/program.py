@@ -64,7 +64,8 @@ class Program:
 
     @property
     def data_variables(self) -> list:
-        return self.ir.of_kind("data")
+        """What the programs take as data arrays: the declared data, then the transformed data (IR)."""
+        return self.ir.inputs
 
     # ------------------------------------------------------------------ the joint distribution
     def all_true_masks(self, sizes: dict) -> dict:

@@ -6,6 +6,8 @@ from ...dsl.diagnostics import DiagnosticSink, did_you_mean
 from ...dsl.spans import Source, Span
 from .. import ir
 from .arguments import ArgumentChecker
+from .blocks import BlockChecker
+from .dist_functions import DistFunctionChecker
 from .base import MAX_DEPTH, Reported, expressions_of, nesting_depth, walk_statements
 from .consts import ConstChecker
 from .names import NameChecker
@@ -14,7 +16,7 @@ from .shapes import ExpressionChecker
 from .statements import StatementChecker
 
 
-class Checker(StatementChecker, ConstChecker, ArgumentChecker, PlacementChecker, NameChecker, ExpressionChecker):
+class Checker(StatementChecker, BlockChecker, ConstChecker, DistFunctionChecker, ArgumentChecker, PlacementChecker, NameChecker, ExpressionChecker):
     """Walks the AST once, in order, building IR variables; collects every independent error.
 
     Each base class is one concern, in its own module of this package; they share the state set up here."""
@@ -68,6 +70,10 @@ class Checker(StatementChecker, ConstChecker, ArgumentChecker, PlacementChecker,
                 self._assign(stmt, ctx, "assign")
             elif isinstance(stmt, ast.Track):
                 self._assign(stmt, ctx, "track")
+            elif isinstance(stmt, ast.ParamDecl):
+                self._param(stmt, ctx)
+            elif isinstance(stmt, ast.Target):
+                self._target(stmt, ctx)
             elif isinstance(stmt, ast.Plate):
                 self._plate(stmt, ctx)
         except Reported:

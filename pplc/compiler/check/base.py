@@ -45,6 +45,8 @@ def _children(e: ast.Expr) -> list[ast.Expr]:
         return [e.value]
     if isinstance(e, ast.Call):
         return [*e.args, *(k.value for k in e.kwargs)]
+    if isinstance(e, ast.Method):
+        return [e.value, *e.args, *(k.value for k in e.kwargs)]
     return []
 
 

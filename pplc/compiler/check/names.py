@@ -68,7 +68,8 @@ class NameChecker:
             self.sink.error(f"`{e.id}` is a tracked quantity; tracked values cannot be used in the model", e.span)
             raise Reported
         if var.kind == ir.Kind.OBSERVED:
-            var = next(v for v in reversed(self.order) if v.name == e.id and v.kind == ir.Kind.DATA)
+            var = next(v for v in reversed(self.order)
+                       if v.name == e.id and v.kind in (ir.Kind.DATA, ir.Kind.TRANSFORMED))
         view = self._view(var, ctx, e.span)
         return ir.Ref(view, var.dtype, var.latent, var.name, var.phys, var.kind)
 

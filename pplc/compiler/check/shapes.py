@@ -54,6 +54,8 @@ class ExpressionChecker:
             return ir.Transpose(ir.Axes(v.axes.plates, v.axes.item[::-1]), v.dtype, v.latent, v)
         if isinstance(e, ast.Call):
             return self._call(e, ctx)
+        if isinstance(e, ast.Method):
+            return self._method(e, ctx)
         raise AssertionError(e)
 
     def _exprs(self, exprs, ctx) -> list[ir.Expr]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ...dsl import ast
 from .. import ir
+from ..supports import Support
 from .arguments import support_check
 from .base import Reported, has_shape
 
@@ -15,7 +16,8 @@ class StatementChecker:
         phys = tuple(self._dim(d) for d in s.type.dims)
         self._check_one_sharded(ir.Axes((), phys), s.type.span, f"data `{s.name}`")
         sharded = next((d for d in phys if self._is_sharded(d)), None)
-        var = self._var(s, s.name, ir.Kind.DATA, s.type.dtype, (), phys, sharded_dim=sharded)
+        var = self._var(s, s.name, ir.Kind.DATA, s.type.dtype, (), phys, sharded_dim=sharded,
+                        data_bounds=self._data_bounds(s) if s.type.bounds else None)
         self._define(var, s.name_span)
 
     def _assign(self, s, ctx, what):
@@ -48,13 +50,6 @@ class StatementChecker:
                             s.name_span, hint="Stan would add both terms; pplc observes each data array with one "
                             "distribution (one site per name): keep one `~`, or declare a copy of the data under "
                             "another name and observe that")
-            raise Reported
-        if existing is not None and existing.kind == ir.Kind.TRANSFORMED:
-            self.sink.error(f"`{s.name}` is computed from data (at {existing.span}); this version observes "
-                            "declared data only", s.name_span,
-                            hint="observe the data itself with the matching distribution, e.g. `y ~ LogNormal(m, s)` "
-                                 "for `log(y) ~ Normal(m, s)`, or compute the values before sampling and pass "
-                                 "them as data")
             raise Reported
         if existing is None and not self._name_ok(s.name, s.name_span):
             raise Reported
@@ -91,29 +86,43 @@ class StatementChecker:
             # The observed site replaces the data entry in order; the data stays as it was declared.
             self.order.append(var)
             return
+        self._latent(s, ctx, dist, s.type)
+
+    def _latent(self, s, ctx, dist: ir.DistCall, t):
+        """The latent `s.name` drawn from `dist`, declared with type `t` (None: its shape from the distribution)."""
+        plates = tuple(p.dim for p in ctx)
+        spec = dist.spec
         if spec.discrete:
             self.sink.error(f"`{s.name}` would be a discrete latent variable ({spec.name}); HMC and NUTS sample "
-                            "continuous variables only", s.dist.span,
+                            "continuous variables only", dist.span,
                             hint=f"declare `data {s.name}: int` to observe it, or sum it out of the model")
             raise Reported
-        if s.type is not None:
-            if s.type.dtype != "real":
-                self.sink.error(f"latent `{s.name}` must be real (it is declared {s.type.dtype})", s.type.span)
+        if t is not None:
+            if t.dtype != "real":
+                self.sink.error(f"latent `{s.name}` must be real (it is declared {t.dtype})", t.span)
                 raise Reported
-            item = tuple(self._dim(d) for d in s.type.dims)
+            item = tuple(self._dim(d) for d in t.dims)
             in_ctx = [d for d in item if d in plates]
             if in_ctx:
                 self.sink.error(f"`{s.name}` is declared inside plate `{in_ctx[0]}` and already gets dim "
-                                f"`{in_ctx[0]}` from it; give the shape of one item", s.type.span)
+                                f"`{in_ctx[0]}` from it; give the shape of one item", t.span)
                 raise Reported
-            self._match_batch(dist, item, s.name, s.dist.span, plates)
+            self._match_batch(dist, item, s.name, dist.span, plates)
         else:
             item = dist.batch_item + self._event_dims(dist)
+        bounds, support = None, spec.support
+        if t is not None and t.bounds:
+            if spec.event_rank:
+                self.sink.error(f"{spec.name} draws vectors ({spec.support.value}); bounds apply to scalar "
+                                "distributions", t.span, hint="drop the bounds")
+                raise Reported
+            bounds, support = self._bounds(t, ctx, item, f"`{s.name}`"), Support.BOUNDED
         phys = plates + item
         self._check_one_sharded(ir.Axes(plates, item), s.span, f"`{s.name}`")
         if spec.event_rank and any(self._is_sharded(d) for d in item[len(item) - spec.event_rank:]):
             self.sink.error(f"the event dim of {spec.name} cannot be sharded", s.span)
             raise Reported
         sharded = next((d for d in phys if self._is_sharded(d)), None)
-        self._define(self._var(s, s.name, ir.Kind.LATENT, "real", plates, phys, dist=dist, support=spec.support,
-                               support_check=support_check(dist), sharded_dim=sharded, latent=True), s.name_span)
+        self._define(self._var(s, s.name, ir.Kind.LATENT, "real", plates, phys, dist=dist, support=support,
+                               support_check=support_check(dist), sharded_dim=sharded, latent=True, bounds=bounds),
+                     s.name_span)

@@ -170,5 +170,17 @@ class ExprGen:
         self.helpers.add("widen")
         return f"widen({x}, {self.shape(plates + item)})", PREC["atom"]
 
+    def _DistFunction(self, e: ir.DistFunction):
+        plates, rank = e.axes.plates, len(e.axes.item)
+        params = []
+        for name, a in zip(e.names, e.args):
+            code = self.lift(a, plates, rank + e.spec.param_event_rank.get(name, 0))[0]
+            if is_literal(a):  # (TFP would make a distribution of Python numbers float32 under --x64 too)
+                self.helpers.add("real")
+                code = f"real({code})"
+            params.append(f"{name}={code}")
+        value = self.lift(e.value, plates, rank + e.spec.event_rank)[0]
+        return f"{e.spec.constructor}({', '.join(params)}).{e.method}({value})", PREC["atom"]
+
     def _Transpose(self, e: ir.Transpose):
         return f"jnp.swapaxes({self.code(e.value)}, -1, -2)", PREC["atom"]

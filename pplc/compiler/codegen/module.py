@@ -34,32 +34,21 @@ MAKE_MODEL = '''def make_model(data, dims, masks, shard_axes=()):
 OBSERVED = '''def observed(data):
     """The observed values, by site name (a site is named as its Python variable: `lambda_` for `lambda`),
     laid out as the model's sites expect them."""'''
+TRANSFORMED_DATA = '''def transformed_data(data, dims, masks, shard_axes=()):
+    """The values computed from data and consts alone (transformed data), by name: computed once, before
+    sampling, on all the data (no padding: masks all true, no shard axes), and then passed in `data`."""'''
 DERIVED = '''def derived(values, data, dims, masks, shard_axes=()):
     """Deterministic and tracked quantities for latent `values` (by name; leading dims are chains)."""'''
-COMPUTED = (ir.Kind.TRANSFORMED, ir.Kind.DETERMINISTIC, ir.Kind.TRACK)
+COMPUTED = (ir.Kind.DETERMINISTIC, ir.Kind.TRACK)
 
 
 def used_data(variables, of_kind=ir.Kind.DATA) -> set[str]:
     """Names of `of_kind` (data, by default) referenced by the values and distribution parameters of
     `variables`."""
     names: set[str] = set()
-
-    def walk(e):
-        if isinstance(e, ir.Ref) and e.kind == of_kind:
-            names.add(e.name)
-        for a in getattr(e, "args", ()):
-            walk(a)
-        for f in ("left", "right", "arg", "value", "index"):
-            sub = getattr(e, f, None)
-            if isinstance(sub, ir.Expr):
-                walk(sub)
-
     for v in variables:
-        if v.value is not None:
-            walk(v.value)
-        if v.dist is not None:
-            for _, e in v.dist.params:
-                walk(e)
+        exprs = ([v.value] if v.value is not None else []) + ([e for _, e in v.dist.params] if v.dist else [])
+        names |= {r.name for e in exprs for r in ir.refs(e) if r.kind == of_kind}
     return names
 
 
@@ -107,7 +96,13 @@ class ModuleGen:
         if site.constructor in prelude.HELPERS:  # Flat, HalfFlat: the prelude's distributions
             self.helpers.add(site.constructor)
         params = [self.param(p) if site.positional else f"{p.name}={self.param(p)}" for p in site.params]
-        calls = [(site.constructor, params)] + [self.layer(layer) for layer in site.layers]
+        calls = [(site.constructor, params)]
+        if site.bounds is not None:  # `real<lower=..., upper=...>`: the distribution restricted to the bounds
+            self.helpers.add("Bounded")
+            low, high = (None if b is None else self.param(b) for b in site.bounds)
+            calls.append(("Bounded", [f"low={low}"] * (low is not None) + [f"high={high}"] * (high is not None)
+                          + ["normalize=True"] * site.normalize))
+        calls += [self.layer(layer) for layer in site.layers]
         # A site's TFP name is its Python name (TFP's structures are namedtuples: no keyword as a field name).
         calls[-1] = (calls[-1][0], calls[-1][1] + [f"name={py(site.name)!r}"])
         code = ""
@@ -126,6 +121,8 @@ class ModuleGen:
 
         return ["# What the runtime needs to know: data (dtype, dims), dim sizes known now, stored layouts.",
                 "DATA = {" + ", ".join(f"{v.name!r}: ({v.dtype!r}, {v.phys!r})" for v in m.of_kind(ir.Kind.DATA)) + "}",
+                "TRANSFORMED = {" + ", ".join(f"{v.name!r}: ({v.dtype!r}, {v.phys!r})"
+                                              for v in m.of_kind(ir.Kind.TRANSFORMED)) + "}",
                 "DIMS = {" + ", ".join(f"{d.name!r}: {d.size!r}" for d in m.dims) + "}",
                 f"SHARDED_DIMS = {m.sharded_dims!r}",
                 f"LATENTS = {layouts(ir.Kind.LATENT)}",
@@ -137,42 +134,46 @@ class ModuleGen:
                                              if v.dist is not None and py(v.name) != v.name) + "}"]
 
     def data_bindings(self, names: set[str]) -> list[str]:
-        return [f"    {py(v.name)} = data[{v.name!r}]" for v in self.model.of_kind(ir.Kind.DATA) if v.name in names]
+        """`x = data["x"]` for the data and transformed data in `names`, in model order."""
+        return [f"    {py(v.name)} = data[{v.name!r}]" for v in self.model.inputs if v.name in names]
 
     def assignment(self, v: ir.Variable, ind: str) -> list[str]:
         return [ind + self.comment(v), f"{ind}{py(v.name)} = {self.x.code(v.value)}"]
 
     def make_model(self) -> list[str]:
         m = self.model
-        # Values computed from data alone, as far as the model's sites and deterministics need them.
-        model_vars = m.of_kind(ir.Kind.LATENT, ir.Kind.OBSERVED, ir.Kind.DETERMINISTIC)
-        needed = used_data(model_vars, ir.Kind.TRANSFORMED)
-        for v in reversed(m.of_kind(ir.Kind.TRANSFORMED)):  # what a needed value needs (defined above it)
-            if v.name in needed:
-                needed |= used_data([v], ir.Kind.TRANSFORMED)
-        transformed = [v for v in m.of_kind(ir.Kind.TRANSFORMED) if v.name in needed]
-        out = [MAKE_MODEL] + self.data_bindings(used_data(model_vars + transformed))
-        for v in transformed:
-            out += self.assignment(v, "    ")
+        model_vars = m.of_kind(ir.Kind.LATENT, ir.Kind.OBSERVED, ir.Kind.TARGET, ir.Kind.DETERMINISTIC)
+        out = [MAKE_MODEL] + self.data_bindings(used_data(model_vars) | used_data(model_vars, ir.Kind.TRANSFORMED))
         out += ["", "    @tfed.JointDistributionCoroutine", "    def model():"]
         body = []
         for v in m.variables:
-            if v.kind in (ir.Kind.LATENT, ir.Kind.OBSERVED):
+            if v.kind in (ir.Kind.LATENT, ir.Kind.OBSERVED, ir.Kind.TARGET):
                 body += ["        " + self.comment(v), "        " + self.site(self.sites[v.name])]
             elif v.kind == ir.Kind.DETERMINISTIC:
                 body += self.assignment(v, "        ")
-        if not any(v.kind in (ir.Kind.LATENT, ir.Kind.OBSERVED) for v in m.variables):
+        if not any(v.kind in (ir.Kind.LATENT, ir.Kind.OBSERVED, ir.Kind.TARGET) for v in m.variables):
             body += ["        return", "        yield"]
         return out + body + ["", "    return model"]
+
+    def transformed_data(self) -> list[str]:
+        transformed = self.model.of_kind(ir.Kind.TRANSFORMED)
+        out = [TRANSFORMED_DATA] + self.data_bindings(used_data(transformed))
+        for v in transformed:
+            out += self.assignment(v, "    ")
+        return out + ["    return {" + ", ".join(f"{v.name!r}: {py(v.name)}" for v in transformed) + "}"]
 
     def observed(self) -> list[str]:
         views = []
         for v in self.model.of_kind(ir.Kind.OBSERVED):
             # An observed site is its data, seen inside the site's plates.
-            data_var = next(d for d in self.model.of_kind(ir.Kind.DATA) if d.name == v.name)
+            data_var = next(d for d in self.model.inputs if d.name == v.name)
             ref = ir.Ref(ir.Axes(v.plates, tuple(d for d in v.phys if d not in v.plates)), data_var.dtype, False,
-                         v.name, data_var.phys, ir.Kind.DATA)
+                         v.name, data_var.phys, data_var.kind)
             views.append(f"{py(v.name)!r}: {self.x.code(ref).replace(py(v.name), f'data[{v.name!r}]', 1)}")
+        targets = self.model.of_kind(ir.Kind.TARGET)
+        if targets:  # a `target +=` site's log density is its term, whatever the value it is pinned to
+            self.helpers.add("real")
+            views += [f"{py(v.name)!r}: real(0.0)" for v in targets]
         return [OBSERVED, "    return {" + ", ".join(views) + "}"]
 
     def derived(self) -> list[str]:
@@ -180,7 +181,7 @@ class ModuleGen:
         det = m.of_kind(ir.Kind.DETERMINISTIC, ir.Kind.TRACK)
         if not det:
             return [DERIVED, "    return {}"]
-        out = [DERIVED] + self.data_bindings(used_data(m.of_kind(*COMPUTED)))
+        out = [DERIVED] + self.data_bindings(used_data(det) | used_data(det, ir.Kind.TRANSFORMED))
         latents = used_data(m.of_kind(*COMPUTED), ir.Kind.LATENT)
         out += [f"    {py(v.name)} = values[{v.name!r}]" for v in m.of_kind(ir.Kind.LATENT) if v.name in latents]
         for v in m.variables:
@@ -197,7 +198,7 @@ class ModuleGen:
 
     def generate(self) -> str:
         stem = os.path.splitext(self.src)[0]
-        parts = [self.make_model(), self.observed(), self.derived()]  # first: they decide the helpers needed
+        parts = [self.transformed_data(), self.make_model(), self.observed(), self.derived()]  # first: they decide the helpers needed
         main = [inspect.getcomments(standalone.main) + inspect.getsource(standalone.main),
                 'if __name__ == "__main__":\n    main()']
         helpers = self.prelude()

@@ -12,7 +12,8 @@ GENERATED_NAMES = {"jax", "jnp", "np", "tfp", "tfd", "tfed", "distribute_lib", "
                    "HalfFlat", "DATA", "DIMS", "SHARDED_DIMS", "LATENTS", "DETERMINISTICS", "TRACKS", "OBSERVED",
                    "SOURCE", "SUPPORTS", "SITE_NAMES", "argparse", "os", "json", "functools", "sharded_sum",
                    "sharded_mean", "sharded_max", "sharded_min", "momentum_distribution", "pad_value_zero",
-                   "pad_value_one", "pad_value_half", "pad_value_mean", "real"}
+                   "pad_value_one", "pad_value_half", "pad_value_mean", "real", "widen", "TRANSFORMED", "transformed_data",
+                   "LogDensityTerm", "Bounded"}
 BUILTINS = set(dir(builtins))
 
 

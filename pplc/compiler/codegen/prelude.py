@@ -1,5 +1,6 @@
 """The helpers a generated module may need, as real Python: codegen copies the source of those it uses."""
 
+import jax
 import jax.numpy as jnp
 import tensorflow_probability.substrates.jax as tfp
 from tensorflow_probability.substrates.jax.internal import distribute_lib
@@ -94,6 +95,121 @@ class HalfFlat(tfd.HalfNormal):
         return jnp.where(x >= 0, jnp.zeros_like(x), -jnp.inf)
 
 
+class LogDensityTerm(tfd.Normal):
+    """The site of a `target += term` statement: its log density is the term (`loc`) whatever its value (the
+    model pins it to 0); draws are zeros."""
+
+    def __init__(self, loc, scale=1.0, validate_args=False, allow_nan_stats=True, name="LogDensityTerm"):
+        super().__init__(loc, real(scale), validate_args, allow_nan_stats, name)
+
+    # Normal's (loc, scale): the same parameters
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):
+        return tfd.Normal._parameter_properties(dtype, num_classes=num_classes)
+
+    def _log_prob(self, x):
+        return self.loc + jnp.zeros_like(x)
+
+    def _sample_n(self, n, seed=None):
+        return jnp.zeros([n, *self.batch_shape], self.dtype)
+
+
+class Bounded(tfd.Distribution):
+    """`distribution` restricted to [low, high] (either may be None), as Stan's `real<lower=..., upper=...>`:
+    sampled on the unconstrained scale through Stan's transforms (low + exp(z), high - exp(z),
+    low + (high - low) * sigmoid(z)); with `normalize`, its log density is renormalised over the bounds (the
+    distribution truncated). Its `mean()` is a point inside the bounds (what padded items hold), not the mean."""
+
+    def __init__(self, distribution, low=None, high=None, normalize=False, validate_args=False,
+                 allow_nan_stats=True, name=None):
+        parameters = dict(locals())
+        self._distribution = distribution
+        self._low = None if low is None else jnp.asarray(low, distribution.dtype)
+        self._high = None if high is None else jnp.asarray(high, distribution.dtype)
+        self._normalize = normalize
+        super().__init__(dtype=distribution.dtype, reparameterization_type=distribution.reparameterization_type,
+                         validate_args=validate_args, allow_nan_stats=allow_nan_stats, parameters=parameters,
+                         name=name or "Bounded")
+
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):
+        props = tfp.internal.parameter_properties
+        return dict(distribution=props.BatchedComponentProperties(), low=props.ParameterProperties(),
+                    high=props.ParameterProperties())
+
+    @property
+    def distribution(self):
+        return self._distribution
+
+    @property
+    def low(self):
+        return self._low
+
+    @property
+    def high(self):
+        return self._high
+
+    def _batch_shape(self):
+        shapes = [self._distribution.batch_shape] + [jnp.shape(b) for b in (self._low, self._high) if b is not None]
+        return tuple(jnp.broadcast_shapes(*[tuple(s) for s in shapes]))
+
+    def _event_shape(self):
+        return self._distribution.event_shape
+
+    def _log_normalizer(self):
+        d, low, high = self._distribution, self._low, self._high
+        if low is not None and high is not None:
+            return tfp.math.log_sub_exp(d.log_cdf(high), d.log_cdf(low))
+        return d.log_survival_function(low) if low is not None else d.log_cdf(high)
+
+    def _log_prob(self, x):
+        lp = self._distribution.log_prob(x)
+        inside = jnp.ones(jnp.shape(lp), bool)
+        if self._low is not None:
+            inside &= x >= self._low
+        if self._high is not None:
+            inside &= x <= self._high
+        lp = jnp.where(inside, lp, -jnp.inf)
+        return lp - self._log_normalizer() if self._normalize else lp
+
+    def _sample_n(self, n, seed=None):
+        shape = [n, *self.batch_shape]
+        d = self._distribution
+        if self._normalize:  # inverse-CDF draws between the bounds, where the distribution has a quantile
+            lo = 0.0 if self._low is None else d.cdf(self._low)
+            hi = 1.0 if self._high is None else d.cdf(self._high)
+            u = jax.random.uniform(seed, shape, self.dtype)
+            try:
+                return d.quantile(lo + u * (hi - lo))
+            except NotImplementedError:
+                pass
+        # otherwise a placeholder: a standard normal draw through the bounds' transform
+        return self._default_event_space_bijector().forward(jax.random.normal(seed, shape, self.dtype))
+
+    def _mean(self):
+        low, high = self._low, self._high
+        if low is not None and high is not None:
+            point = (low + high) / 2
+        elif low is not None:
+            point = low + 1
+        elif high is not None:
+            point = high - 1
+        else:
+            point = jnp.zeros([], self.dtype)
+        return jnp.broadcast_to(point, self.batch_shape)
+
+    def _default_event_space_bijector(self):
+        tfb = tfp.bijectors
+        low, high = self._low, self._high
+        if low is not None and high is not None:
+            return tfb.Chain([tfb.Shift(low), tfb.Scale(high - low), tfb.Sigmoid()])
+        if low is not None:
+            return tfb.Chain([tfb.Shift(low), tfb.Exp()])
+        if high is not None:
+            return tfb.Chain([tfb.Shift(high), tfb.Scale(-jnp.ones_like(high)), tfb.Exp()])
+        return tfb.Identity()
+
+
 # The helpers in the order they are written into a generated module, each with the helpers it calls.
 HELPERS = {
     "real": (real, ()),
@@ -108,4 +224,6 @@ HELPERS = {
     "sharded_min": (sharded_min, ()),
     "Flat": (Flat, ("real",)),
     "HalfFlat": (HalfFlat, ("real",)),
+    "LogDensityTerm": (LogDensityTerm, ("real",)),
+    "Bounded": (Bounded, ()),
 }

@@ -6,6 +6,7 @@ import tensorflow_probability.substrates.jax as tfp
 # The generated module defines these above the copied `main`. Here they are placeholders, so that this file
 # imports, and reads to linters, as the Python it is.
 DATA: dict[str, tuple[str, tuple[str, ...]]] = {}
+TRANSFORMED: dict[str, tuple[str, tuple[str, ...]]] = {}
 DIMS: dict[str, int | None] = {}
 SHARDED_DIMS: tuple[str, ...] = ()
 LATENTS: dict[str, tuple[str, ...]] = {}
@@ -15,7 +16,7 @@ def _defined_by_the_generated_module(*args, **kwargs):
     raise NotImplementedError("main() runs inside a generated program")
 
 
-make_model = observed = _defined_by_the_generated_module
+make_model = observed = transformed_data = _defined_by_the_generated_module
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -72,7 +73,12 @@ def main(argv=None):
         return P(*([None] * lead + ["data" if d in padded else None for d in shape]))
 
     dtypes = {"real": np.float32, "int": np.int32, "bool": np.bool_}
-    data = {k: pad(np.asarray(raw[k], dtypes[t]), s) for k, (t, s) in DATA.items()}
+    data = {k: np.asarray(raw[k], dtypes[t]) for k, (t, s) in DATA.items()}
+    # Transformed data: computed once, on all the data, then padded and split like the data.
+    all_real = {d: np.ones(sizes[d], bool) for d in SHARDED_DIMS}
+    data.update({k: np.asarray(v) for k, v in transformed_data(data, sizes, all_real).items()})
+    inputs = {**DATA, **TRANSFORMED}
+    data = {k: pad(data[k], s) for k, (t, s) in inputs.items()}
     masks = {d: np.arange(padded[d]) < sizes[d] for d in padded}
     local = dict(sizes, **{d: padded[d] // ndev for d in padded})
     mesh = Mesh(np.array(jax.devices()[:ndev]), ("data",))
@@ -119,7 +125,7 @@ def main(argv=None):
         )
         return list(bijector.forward(type(z)(*draws))), trace
 
-    in_specs = (P(), {k: spec(s) for k, (t, s) in DATA.items()}, {d: P("data") for d in padded})
+    in_specs = (P(), {k: spec(s) for k, (t, s) in inputs.items()}, {d: P("data") for d in padded})
     out_specs = ([spec(LATENTS[n], lead=2) for n in names], (P(), P()))
     spmd = jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
     draws, (log_prob, step_size) = jax.jit(spmd)(jax.random.PRNGKey(args.seed), data, masks)

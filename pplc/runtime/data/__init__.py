@@ -2,5 +2,7 @@
 from .bind import DTYPES, BoundData, as_bound, bind, dtype_of
 from .layout import Layout, Placement, layout, on_mesh, spec_of
 from .load import META, load
+from .transformed import bind_program
 
-__all__ = ["DTYPES", "META", "BoundData", "as_bound", "bind", "dtype_of", "Layout", "Placement", "layout", "on_mesh", "spec_of", "load"]
+__all__ = ["DTYPES", "META", "BoundData", "as_bound", "bind", "dtype_of", "Layout", "Placement", "layout", "on_mesh", "spec_of", "load",
+           "bind_program"]

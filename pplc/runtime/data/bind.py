@@ -50,6 +50,21 @@ def _bad_values(mask: np.ndarray, a: np.ndarray, what: str) -> str:
     return f"{n} {what.replace('value', 'values', 1)}; the first is {val!r}{where}"
 
 
+def _only_observed_through(model: ir.Model) -> set[str]:
+    """Data that the model uses only to compute observed transformed data (`earn` of `log_earn = log(earn)`,
+    `log_earn ~ ...`): a prediction or a prior draw may go without them, as without observed data."""
+    observed = {v.name for v in model.of_kind("observed")}
+    feeds = set().union(*(model.data_used_by(n) for n in observed if model.var(n).kind == ir.Kind.TRANSFORMED))
+    direct = set()
+    for v in model.variables:
+        if v.kind == ir.Kind.TRANSFORMED and v.name in observed:
+            continue
+        exprs = ([v.value] if v.value is not None else []) + ([e for _, e in v.dist.params] if v.dist else [])
+        exprs += [b for b in (v.bounds or ()) if b is not None]
+        direct |= {r.name for e in exprs for r in ir.refs(e) if r.kind == ir.Kind.DATA}
+    return feeds - direct
+
+
 def bind(model: ir.Model, raw: dict, filename: str = "<data>", allow_missing: bool = False) -> BoundData:
     """Check `raw` against the model's data declarations before any tracing; every independent error is
     reported at once, each naming the variable (and the dim). Warnings come back in `BoundData.warnings`."""
@@ -65,6 +80,7 @@ def bind(model: ir.Model, raw: dict, filename: str = "<data>", allow_missing: bo
     declared = model.of_kind("data")
     declared_names = {v.name for v in declared}
     observed_names = {v.name for v in model.of_kind("observed")}
+    observed_names |= _only_observed_through(model)
     extra = [k for k in raw if k not in declared_names and not str(k).startswith(META)]  # meta/: pplc data
     model_at = os.path.basename(model.filename)
 
@@ -144,6 +160,20 @@ def bind(model: ir.Model, raw: dict, filename: str = "<data>", allow_missing: bo
         elif d.name in sizes and sizes[d.name] < 1:
             err(f"dim `{d.name}` has size {sizes[d.name]} {where.get(d.name, '')}; a dim needs at least one item"
                 .replace("  ", " "))
+    for v in declared:  # `data x: real<lower=0>[n]`
+        if v.data_bounds and v.name in arrays:
+            low, high = v.data_bounds
+            a = arrays[v.name]
+            bad = np.zeros(np.shape(a), bool)
+            if low is not None:
+                bad |= a < low
+            if high is not None:
+                bad |= a > high
+            if np.any(bad):
+                words = " and ".join(w for w in (low is not None and f">= {low:g}", high is not None and f"<= {high:g}")
+                                     if w)
+                err(f"`{v.name}` has {_bad_values(bad, a, 'value outside its declared bounds')}",
+                    hint=f"{_decl(v)[1:-1]} is declared {words} at {model_at}:{v.span}")
     errors += _check_supports(model, arrays, sizes, filename)
     if errors:
         raise PPLError(warnings + errors)

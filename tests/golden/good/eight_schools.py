@@ -16,6 +16,7 @@ Root = tfed.JointDistributionCoroutine.Root
 
 # What the runtime needs to know: data (dtype, dims), dim sizes known now, stored layouts.
 DATA = {"y": ("real", ("schools",)), "sigma": ("real", ("schools",))}
+TRANSFORMED = {}
 DIMS = {"schools": None}
 SHARDED_DIMS = ()
 LATENTS = {"mu": (), "tau": (), "theta_raw": ("schools",)}
@@ -30,6 +31,13 @@ def real(x):
     """A literal parameter as an array of the run's real dtype: float32, or float64 under jax_enable_x64 (TFP
     would make a distribution of Python numbers float32 either way)."""
     return jnp.asarray(x, jnp.result_type(float))
+
+
+def transformed_data(data, dims, masks, shard_axes=()):
+    """The values computed from data and consts alone (transformed data), by name: computed once, before
+    sampling, on all the data (no padding: masks all true, no shard axes), and then passed in `data`.
+    """
+    return {}
 
 
 def make_model(data, dims, masks, shard_axes=()):
@@ -128,7 +136,12 @@ def main(argv=None):
         return P(*([None] * lead + ["data" if d in padded else None for d in shape]))
 
     dtypes = {"real": np.float32, "int": np.int32, "bool": np.bool_}
-    data = {k: pad(np.asarray(raw[k], dtypes[t]), s) for k, (t, s) in DATA.items()}
+    data = {k: np.asarray(raw[k], dtypes[t]) for k, (t, s) in DATA.items()}
+    # Transformed data: computed once, on all the data, then padded and split like the data.
+    all_real = {d: np.ones(sizes[d], bool) for d in SHARDED_DIMS}
+    data.update({k: np.asarray(v) for k, v in transformed_data(data, sizes, all_real).items()})
+    inputs = {**DATA, **TRANSFORMED}
+    data = {k: pad(data[k], s) for k, (t, s) in inputs.items()}
     masks = {d: np.arange(padded[d]) < sizes[d] for d in padded}
     local = dict(sizes, **{d: padded[d] // ndev for d in padded})
     mesh = Mesh(np.array(jax.devices()[:ndev]), ("data",))
@@ -175,7 +188,7 @@ def main(argv=None):
         )
         return list(bijector.forward(type(z)(*draws))), trace
 
-    in_specs = (P(), {k: spec(s) for k, (t, s) in DATA.items()}, {d: P("data") for d in padded})
+    in_specs = (P(), {k: spec(s) for k, (t, s) in inputs.items()}, {d: P("data") for d in padded})
     out_specs = ([spec(LATENTS[n], lead=2) for n in names], (P(), P()))
     spmd = jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
     draws, (log_prob, step_size) = jax.jit(spmd)(jax.random.PRNGKey(args.seed), data, masks)

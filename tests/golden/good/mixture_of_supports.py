@@ -23,6 +23,7 @@ DATA = {
     "alpha": ("real", ("groups",)),
     "group": ("int", ("items",)),
 }
+TRANSFORMED = {"x_scaled": ("real", ("items", "features"))}
 DIMS = {"items": None, "features": None, "trials": None, "groups": 3}
 SHARDED_DIMS = ("items",)
 LATENTS = {
@@ -61,14 +62,11 @@ def sharded_max(x, mask, axis, shard_axes):
     return distribute_lib.pmax(jnp.max(jnp.where(mask, x, -jnp.inf), axis=axis), shard_axes)
 
 
-def make_model(data, dims, masks, shard_axes=()):
-    """The joint distribution of the model on this device's part of the data.
-
-    data: arrays by .ppl name (sharded dims hold this device's items); dims: sizes by dim name (sharded
-    dims: this device's padded size); masks: for each sharded dim, which of this device's items are real;
-    shard_axes: the mesh axes that sharded dims are split over ([] or () when not split)."""
+def transformed_data(data, dims, masks, shard_axes=()):
+    """The values computed from data and consts alone (transformed data), by name: computed once, before
+    sampling, on all the data (no padding: masks all true, no shard axes), and then passed in `data`.
+    """
     x = data["x"]
-    alpha = data["alpha"]
     # mixture_of_supports.ppl:14  x_scaled = x / (1 + max(abs(x)))
     x_scaled = (
         x
@@ -76,6 +74,17 @@ def make_model(data, dims, masks, shard_axes=()):
             ..., None, None
         ]
     )
+    return {"x_scaled": x_scaled}
+
+
+def make_model(data, dims, masks, shard_axes=()):
+    """The joint distribution of the model on this device's part of the data.
+
+    data: arrays by .ppl name (sharded dims hold this device's items); dims: sizes by dim name (sharded
+    dims: this device's padded size); masks: for each sharded dim, which of this device's items are real;
+    shard_axes: the mesh axes that sharded dims are split over ([] or () when not split)."""
+    alpha = data["alpha"]
+    x_scaled = data["x_scaled"]
 
     @tfed.JointDistributionCoroutine
     def model():
@@ -163,16 +172,9 @@ def observed(data):
 
 def derived(values, data, dims, masks, shard_axes=()):
     """Deterministic and tracked quantities for latent `values` (by name; leading dims are chains)."""
-    x = data["x"]
+    x_scaled = data["x_scaled"]
     rate = values["rate"]
     coef = values["coef"]
-    # mixture_of_supports.ppl:14  x_scaled = x / (1 + max(abs(x)))
-    x_scaled = (
-        x
-        / (1 + sharded_max(jnp.abs(x), masks["items"][:, None], (-2, -1), shard_axes))[
-            ..., None, None
-        ]
-    )
     # mixture_of_supports.ppl:25  track total_rate = sum(exp(log(rate) + x_scaled @ coef))
     total_rate = sharded_sum(
         jnp.exp(jnp.log(rate)[..., None] + jnp.einsum("...if,...f->...i", x_scaled, coef)),
@@ -237,7 +239,12 @@ def main(argv=None):
         return P(*([None] * lead + ["data" if d in padded else None for d in shape]))
 
     dtypes = {"real": np.float32, "int": np.int32, "bool": np.bool_}
-    data = {k: pad(np.asarray(raw[k], dtypes[t]), s) for k, (t, s) in DATA.items()}
+    data = {k: np.asarray(raw[k], dtypes[t]) for k, (t, s) in DATA.items()}
+    # Transformed data: computed once, on all the data, then padded and split like the data.
+    all_real = {d: np.ones(sizes[d], bool) for d in SHARDED_DIMS}
+    data.update({k: np.asarray(v) for k, v in transformed_data(data, sizes, all_real).items()})
+    inputs = {**DATA, **TRANSFORMED}
+    data = {k: pad(data[k], s) for k, (t, s) in inputs.items()}
     masks = {d: np.arange(padded[d]) < sizes[d] for d in padded}
     local = dict(sizes, **{d: padded[d] // ndev for d in padded})
     mesh = Mesh(np.array(jax.devices()[:ndev]), ("data",))
@@ -284,7 +291,7 @@ def main(argv=None):
         )
         return list(bijector.forward(type(z)(*draws))), trace
 
-    in_specs = (P(), {k: spec(s) for k, (t, s) in DATA.items()}, {d: P("data") for d in padded})
+    in_specs = (P(), {k: spec(s) for k, (t, s) in inputs.items()}, {d: P("data") for d in padded})
     out_specs = ([spec(LATENTS[n], lead=2) for n in names], (P(), P()))
     spmd = jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
     draws, (log_prob, step_size) = jax.jit(spmd)(jax.random.PRNGKey(args.seed), data, masks)

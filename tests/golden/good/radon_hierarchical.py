@@ -22,6 +22,7 @@ DATA = {
     "county": ("int", ("households",)),
     "counties": ("int", ()),
 }
+TRANSFORMED = {}
 DIMS = {"households": None, "counties": None}
 SHARDED_DIMS = ("households",)
 LATENTS = {"mu_alpha": (), "sigma_alpha": (), "beta": (), "sigma_y": (), "alpha_raw": ("counties",)}
@@ -47,6 +48,13 @@ def sharded_mean(x, mask, axis, shard_axes, n_other=1):
     """Mean over a dim split across devices (and `n_other` items of the other dims reduced)."""
     total = distribute_lib.psum(jnp.sum(jnp.where(mask, x, 0), axis=axis), shard_axes)
     return total / distribute_lib.psum(jnp.sum(mask) * n_other, shard_axes)
+
+
+def transformed_data(data, dims, masks, shard_axes=()):
+    """The values computed from data and consts alone (transformed data), by name: computed once, before
+    sampling, on all the data (no padding: masks all true, no shard axes), and then passed in `data`.
+    """
+    return {}
 
 
 def make_model(data, dims, masks, shard_axes=()):
@@ -174,7 +182,12 @@ def main(argv=None):
         return P(*([None] * lead + ["data" if d in padded else None for d in shape]))
 
     dtypes = {"real": np.float32, "int": np.int32, "bool": np.bool_}
-    data = {k: pad(np.asarray(raw[k], dtypes[t]), s) for k, (t, s) in DATA.items()}
+    data = {k: np.asarray(raw[k], dtypes[t]) for k, (t, s) in DATA.items()}
+    # Transformed data: computed once, on all the data, then padded and split like the data.
+    all_real = {d: np.ones(sizes[d], bool) for d in SHARDED_DIMS}
+    data.update({k: np.asarray(v) for k, v in transformed_data(data, sizes, all_real).items()})
+    inputs = {**DATA, **TRANSFORMED}
+    data = {k: pad(data[k], s) for k, (t, s) in inputs.items()}
     masks = {d: np.arange(padded[d]) < sizes[d] for d in padded}
     local = dict(sizes, **{d: padded[d] // ndev for d in padded})
     mesh = Mesh(np.array(jax.devices()[:ndev]), ("data",))
@@ -221,7 +234,7 @@ def main(argv=None):
         )
         return list(bijector.forward(type(z)(*draws))), trace
 
-    in_specs = (P(), {k: spec(s) for k, (t, s) in DATA.items()}, {d: P("data") for d in padded})
+    in_specs = (P(), {k: spec(s) for k, (t, s) in inputs.items()}, {d: P("data") for d in padded})
     out_specs = ([spec(LATENTS[n], lead=2) for n in names], (P(), P()))
     spmd = jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
     draws, (log_prob, step_size) = jax.jit(spmd)(jax.random.PRNGKey(args.seed), data, masks)

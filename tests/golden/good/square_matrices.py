@@ -24,6 +24,7 @@ DATA = {
     "successes": ("int", ("m",)),
     "W": ("real", ("c", "g", "k")),
 }
+TRANSFORMED = {"gram": ("real", ("k", "k"))}
 DIMS = {"n": None, "k": None, "m": None, "c": None, "g": None}
 SHARDED_DIMS = ()
 LATENTS = {"beta": ("k",), "L": ("k", "k"), "sigma": ()}
@@ -44,6 +45,16 @@ def widen(x, shape):
     """`x`, lined up with [..., plates, item], broadcast to the [plates, item] `shape` (leading dims kept)."""
     x = jnp.asarray(x)
     return jnp.broadcast_to(x, jnp.broadcast_shapes(x.shape, tuple(shape)))
+
+
+def transformed_data(data, dims, masks, shard_axes=()):
+    """The values computed from data and consts alone (transformed data), by name: computed once, before
+    sampling, on all the data (no padding: masks all true, no shard axes), and then passed in `data`.
+    """
+    X = data["X"]
+    # square_matrices.ppl:11  gram = X.T @ X
+    gram = jnp.einsum("...kn,...na->...ka", jnp.swapaxes(X, -1, -2), X)
+    return {"gram": gram}
 
 
 def make_model(data, dims, masks, shard_axes=()):
@@ -103,11 +114,9 @@ def observed(data):
 
 def derived(values, data, dims, masks, shard_axes=()):
     """Deterministic and tracked quantities for latent `values` (by name; leading dims are chains)."""
-    X = data["X"]
+    gram = data["gram"]
     L = values["L"]
     sigma = values["sigma"]
-    # square_matrices.ppl:11  gram = X.T @ X
-    gram = jnp.einsum("...kn,...na->...ka", jnp.swapaxes(X, -1, -2), X)
     # square_matrices.ppl:15  track gram_total = sum(gram @ L)
     gram_total = jnp.sum(jnp.einsum("...ka,...ab->...kb", gram, L), axis=(-2, -1))
     # square_matrices.ppl:18  offset = sigma
@@ -169,7 +178,12 @@ def main(argv=None):
         return P(*([None] * lead + ["data" if d in padded else None for d in shape]))
 
     dtypes = {"real": np.float32, "int": np.int32, "bool": np.bool_}
-    data = {k: pad(np.asarray(raw[k], dtypes[t]), s) for k, (t, s) in DATA.items()}
+    data = {k: np.asarray(raw[k], dtypes[t]) for k, (t, s) in DATA.items()}
+    # Transformed data: computed once, on all the data, then padded and split like the data.
+    all_real = {d: np.ones(sizes[d], bool) for d in SHARDED_DIMS}
+    data.update({k: np.asarray(v) for k, v in transformed_data(data, sizes, all_real).items()})
+    inputs = {**DATA, **TRANSFORMED}
+    data = {k: pad(data[k], s) for k, (t, s) in inputs.items()}
     masks = {d: np.arange(padded[d]) < sizes[d] for d in padded}
     local = dict(sizes, **{d: padded[d] // ndev for d in padded})
     mesh = Mesh(np.array(jax.devices()[:ndev]), ("data",))
@@ -216,7 +230,7 @@ def main(argv=None):
         )
         return list(bijector.forward(type(z)(*draws))), trace
 
-    in_specs = (P(), {k: spec(s) for k, (t, s) in DATA.items()}, {d: P("data") for d in padded})
+    in_specs = (P(), {k: spec(s) for k, (t, s) in inputs.items()}, {d: P("data") for d in padded})
     out_specs = ([spec(LATENTS[n], lead=2) for n in names], (P(), P()))
     spmd = jax.shard_map(run, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
     draws, (log_prob, step_size) = jax.jit(spmd)(jax.random.PRNGKey(args.seed), data, masks)
