@@ -182,3 +182,97 @@ def test_block_errors_are_located(text, where, message):
         pplc.compile(text, "m.ppl")
     rendered = e.value.render()
     assert f"m.ppl:{where}: error:" in rendered and message in rendered, rendered
+
+
+# ----------------------------------------------------------------------------- slices, matrices, GPs, ordered
+SLICES = """data y: real[T]
+data X: real[N, K]
+data Y: real[N]
+mu ~ Normal(0, 1)
+rho ~ Normal(0, 1)
+b: real[K-1] ~ Normal(0, 1)
+Xc = X[:, 1:] - mean(X[:, 1:], N)
+y_next = y[1:]
+y_next ~ Normal(mu + rho * y[:-1], 1)
+Y ~ Normal(mu + Xc @ b, 1)
+track first = X[0, 1:]
+"""
+
+
+def test_slices_lag_series_and_drop_columns():
+    model = pplc.compile(SLICES, "slices.ppl")
+    y, X, Y = RNG.normal(size=6), RNG.normal(size=(5, 4)), RNG.normal(size=5)
+    params = {"mu": 0.2, "rho": 0.5, "b": np.array([0.1, -0.2, 0.3])}
+    Xc = X[:, 1:] - X[:, 1:].mean(0)
+    want = (st.norm().logpdf([0.2, 0.5]).sum() + st.norm().logpdf(params["b"]).sum()
+            + st.norm(0.2 + 0.5 * y[:-1], 1).logpdf(y[1:]).sum() + st.norm(0.2 + Xc @ params["b"], 1).logpdf(Y).sum())
+    assert model.log_prob(params, {"y": y, "X": X, "Y": Y}) == pytest.approx(want, rel=1e-5)
+
+
+GP = """data N: int
+data x: real[N]
+data y: real[N]
+data k: int[N]
+rho: real<lower=0> ~ Gamma(25, 4)
+alpha: real<lower=0> ~ Normal(0, 2)
+sigma: real<lower=0> ~ Normal(0, 1)
+f_tilde: real[N] ~ Normal(0, 1)
+L = cholesky(gp_exp_quad_cov(x, alpha, rho) + diag(rep(1e-10, N)))
+k ~ Poisson(log_rate = L @ f_tilde)
+y ~ MultivariateNormalTriL(rep(0, N), cholesky(gp_exp_quad_cov(x, alpha, rho) + sigma * eye(N)))
+"""
+
+
+def test_gaussian_process_functions_and_a_multivariate_normal_match_scipy():
+    model = pplc.compile(GP, "gp.ppl")
+    n = 6
+    x, y, k = np.linspace(-2, 2, n), RNG.normal(size=n), RNG.poisson(2, size=n)
+    params = {"rho": 1.3, "alpha": 0.8, "sigma": 0.6, "f_tilde": RNG.normal(size=n)}
+    cov = 0.8 ** 2 * np.exp(-0.5 * (x[:, None] - x[None, :]) ** 2 / 1.3 ** 2)
+    f = np.linalg.cholesky(cov + 1e-10 * np.eye(n)) @ params["f_tilde"]
+    want = (st.gamma(25, scale=1 / 4).logpdf(1.3) + st.norm(0, 2).logpdf(0.8) - st.norm(0, 2).logsf(0)
+            + st.norm().logpdf(0.6) - st.norm().logsf(0) + st.norm().logpdf(params["f_tilde"]).sum()
+            + st.poisson(np.exp(f)).logpmf(k).sum()
+            + st.multivariate_normal(np.zeros(n), cov + 0.6 * np.eye(n)).logpdf(y))
+    assert model.log_prob(params, {"N": n, "x": x, "y": y, "k": k}) == pytest.approx(want, rel=1e-4)
+
+
+MIXTURE = """data y: real[N]
+mu: ordered[2] ~ Normal(0, 2)
+sigma: real<lower=0>[2] ~ Normal(0, 2)
+theta: real<lower=0, upper=1> ~ Beta(5, 5)
+plate N sharded over devices {
+  target += log_mix(theta, Normal(mu[0], sigma[0]).log_prob(y), Normal(mu[1], sigma[1]).log_prob(y))
+}
+"""
+
+
+def test_an_ordered_mixture_with_log_mix_matches_scipy_on_any_mesh():
+    model = pplc.compile(MIXTURE, "mix.ppl")
+    y = RNG.normal(size=N)
+    params = {"mu": np.array([-0.5, 1.0]), "sigma": np.array([0.7, 1.1]), "theta": 0.4}
+    want = (st.norm(0, 2).logpdf(params["mu"]).sum() + (st.norm(0, 2).logpdf(params["sigma"])
+                                                           - st.norm(0, 2).logsf(0)).sum()
+            + st.beta(5, 5).logpdf(0.4) + np.logaddexp(np.log(0.4) + st.norm(-0.5, 0.7).logpdf(y),
+                                                       np.log(0.6) + st.norm(1.0, 1.1).logpdf(y)).sum())
+    for devices in (1, 2):
+        assert model.log_prob(params, {"y": y}, devices=devices) == pytest.approx(want, rel=1e-5)
+    ld = model.log_density({"y": y})
+    x = ld.constrain({"mu": np.array([0.3, -2.0], np.float32), "sigma": np.zeros(2, np.float32),
+                      "theta": np.float32(0)})
+    assert np.asarray(x["mu"]) == pytest.approx([0.3, 0.3 + np.exp(-2.0)], rel=1e-5)  # Stan's ordered transform
+
+
+@pytest.mark.parametrize("text, where, message", [
+    ("data y: real[T]\ndata n: int\nz = y[0:n]\n", "3:9", "start and stop must be whole numbers"),
+    ("data y: real[T]\nz = y[-2:3]\n", "2:7", "cannot tell the size of this slice"),
+    ("data y: real[3]\nz = y[3:]\n", "2:7", "this slice of dim `3` (size 3) is empty"),
+    ("data A: real[n, m]\nL = cholesky(A)\n", "2:5", "factors a square matrix"),
+    ("data y: real[n]\nmu: ordered ~ Normal(0, 1)\n", "2:5", "needs a dim"),
+    ("data y: ordered[n]\n", "1:9", "is a type of latents"),
+])
+def test_slice_and_matrix_errors_are_located(text, where, message):
+    with pytest.raises(PPLError) as e:
+        pplc.compile(text, "m.ppl")
+    rendered = e.value.render()
+    assert f"m.ppl:{where}: error:" in rendered and message in rendered, rendered

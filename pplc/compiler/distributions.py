@@ -57,6 +57,8 @@ DISTRIBUTIONS: dict[str, DistSpec] = {d.name: d for d in [
        one_of=("logits", "probs"), discrete=True, support=Support.COUNT),
     _d("Dirichlet", ["concentration"], required=("concentration",), param_event_rank={"concentration": 1},
        event_rank=1, support=Support.SIMPLEX),
+    _d("MultivariateNormalTriL", ["loc", "scale_tril"], required=("loc", "scale_tril"),
+       param_event_rank={"loc": 1, "scale_tril": 2}, event_rank=1),
     _d("Flat", [], tfp="Flat"),
     _d("HalfFlat", [], support=Support.POSITIVE, tfp="HalfFlat"),
 ]}

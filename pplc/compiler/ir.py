@@ -118,6 +118,25 @@ class MultiIndex(Expr):
 
 
 @dataclass(frozen=True)
+class Subscript(Expr):
+    """Basic indexing of the first item axes of `value`: a slice `(start, stop)` keeps its axis (now a shorter
+    dim), an integer takes one item and drops its axis: `X[:, 1:]`, `y[:-1]`, `A[0, 2:]`."""
+
+    value: Expr
+    items: tuple[tuple[int | None, int | None] | int, ...]
+
+
+@dataclass(frozen=True)
+class Function(Expr):
+    """A matrix, vector or Gaussian-process function (`cholesky`, `diag`, `eye`, `rep`, `gp_exp_quad_cov`,
+    `log_mix`) of `args`, with the dims it creates (`eye(N)`, `rep(x, N)`) in `sizes`."""
+
+    func: str
+    args: tuple[Expr, ...]
+    sizes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Broadcast(Expr):
     """`value` widened to this node's axes (the plates of the enclosing context it does not vary over)."""
 
@@ -148,9 +167,11 @@ class Dim:
 
     name: str
     size: int | None  # known at compile time (literal or const)
-    source: str  # literal | const | data-scalar | data
+    source: str  # literal | const | data-scalar | data | derived
     sharded: bool
     span: Span
+    base: str | None = None  # derived (a slice's): the size of dim `base` less `offset` (`y[1:]`: `n-1`)
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -183,6 +204,7 @@ class Variable:
     latent: bool = False  # latent-dependent (for deterministics); True for latents
     bounds: tuple[Expr | None, Expr | None] | None = None  # a latent's declared (lower, upper): `real<lower=0>`
     data_bounds: tuple[float | None, float | None] | None = None  # data's declared bounds, checked when bound
+    order: str | None = None  # `ordered` or `positive_ordered`: a latent increasing along its last dim
 
 
 @dataclass(frozen=True)

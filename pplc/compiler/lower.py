@@ -92,6 +92,7 @@ class Site:
     root: bool  # no parameter depends on a latent: `Root(...)` in the coroutine
     bounds: tuple[Param | None, Param | None] | None = None  # declared (low, high): `Bounded(dist, low, high)`
     normalize: bool = False  # bounded: the log density renormalised over the bounds (truncation, as Stan)
+    order: str | None = None  # `ordered`/`positive_ordered`: the site wrapped in `Ordered(...)`
 
 
 def lower_site(v: ir.Variable) -> Site:
@@ -153,7 +154,7 @@ def lower_site(v: ir.Variable) -> Site:
     latent_inputs = [e for _, e in dist.params] + [e for _, e in bound_exprs if e is not None]
     return Site(v.name, v.kind == ir.Kind.LATENT, spec.constructor, tuple(params), positional, tuple(layers),
                 root=not any(e.latent for e in latent_inputs), bounds=bounds,
-                normalize=bool(v.bounds) and spec.cdf)
+                normalize=bool(v.bounds) and spec.cdf, order=v.order)
 
 
 def lower(model: ir.Model) -> dict[str, Site]:

@@ -20,6 +20,7 @@ class Support(enum.StrEnum):
     BOUNDED_COUNT = "bounded_count"
     CATEGORICAL = "categorical"
     BOUNDED = "bounded"  # a latent's declared bounds (`real<lower=0>`)
+    ORDERED = "ordered"  # increasing along the last dim (`ordered[K]`, `positive_ordered[K]`)
 
     def __repr__(self) -> str:
         return repr(self.value)
@@ -46,7 +47,8 @@ SUPPORTS: dict[Support, SupportInfo] = {
     Support.COUNT: SupportInfo("non-negative integers", "zero"),
     Support.BOUNDED_COUNT: SupportInfo("0, 1, ..., total_count", "zero"),
     Support.CATEGORICAL: SupportInfo("0, 1, ..., K-1", "zero", predict_kind="class probabilities"),
-    Support.BOUNDED: SupportInfo("the declared bounds", "mean"),  # (a bounded distribution's mean: a point inside)
+    Support.BOUNDED: SupportInfo("the declared bounds", "mean"),
+    Support.ORDERED: SupportInfo("increasing vectors", "mean"),  # (a bounded distribution's mean: a point inside)
 }
 
 @dataclass(frozen=True)

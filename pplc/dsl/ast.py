@@ -41,9 +41,17 @@ class Neg(Expr):
 
 
 @dataclass(frozen=True)
+class Slice(Expr):
+    """`start:stop` inside `x[...]` (either may be absent): the items from start up to, not including, stop."""
+
+    start: Expr | None
+    stop: Expr | None
+
+
+@dataclass(frozen=True)
 class Index(Expr):
     value: Expr
-    indices: tuple[Expr, ...]
+    indices: tuple[Expr, ...]  # expressions, or Slice
 
 
 @dataclass(frozen=True)
@@ -81,11 +89,13 @@ class Method(Expr):
 # ----------------------------------------------------------------------------- statements
 @dataclass(frozen=True)
 class Dim:
-    """A dim in a type: a name (size from data or a const) or a literal size."""
+    """A dim in a type: a name (size from data or a const), a literal size, or a name less a number (`K-1`, the
+    dim of a slice such as `x[1:]` of `x: real[K]`)."""
 
     name: str | None
     size: int | None
     span: Span
+    less: int = 0
 
 
 @dataclass(frozen=True)

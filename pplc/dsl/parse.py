@@ -73,6 +73,9 @@ class ToAst(Transformer):
     def dim_name(self, meta, items):
         return ast.Dim(str(items[0]), None, _tok_span(items[0]))
 
+    def dim_less(self, meta, items):
+        return ast.Dim(str(items[0]), None, _span(meta), int(items[1]))
+
     def dim_int(self, meta, items):
         return ast.Dim(None, int(items[0]), _tok_span(items[0]))
 
@@ -93,6 +96,10 @@ class ToAst(Transformer):
 
     def index(self, meta, items):
         return ast.Index(_span(meta), items[0], tuple(items[1:]))
+
+    def slice(self, meta, items):
+        start, stop = items
+        return ast.Slice(_span(meta), start, stop)
 
     def attr(self, meta, items):
         return ast.Attr(_span(meta), items[0], str(items[1]))

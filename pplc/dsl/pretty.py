@@ -57,7 +57,7 @@ def expr(e: ast.Expr) -> str:
         level = LEVEL[e.op]  # left-associative
         return f"{_at(e.left, level)} {e.op} {_at(e.right, level + 1)}"
     if isinstance(e, ast.Index):
-        return f"{_at(e.value, POSTFIX)}[{', '.join(expr(i) for i in e.indices)}]"
+        return f"{_at(e.value, POSTFIX)}[{', '.join(_subscript(i) for i in e.indices)}]"
     if isinstance(e, ast.Attr):  # `0.T` would read as the number `0.` and then `T`
         value = f"({expr(e.value)})" if isinstance(e.value, ast.Num) else _at(e.value, POSTFIX)
         return f"{value}.{e.attr}"
@@ -70,8 +70,15 @@ def expr(e: ast.Expr) -> str:
     raise TypeError(f"not an expression: {e!r}")
 
 
+def _subscript(i: ast.Expr) -> str:
+    if isinstance(i, ast.Slice):
+        return f"{'' if i.start is None else expr(i.start)}:{'' if i.stop is None else expr(i.stop)}"
+    return expr(i)
+
+
 def type_(t: ast.Type) -> str:
-    dims = ", ".join(d.name if d.name is not None else str(d.size) for d in t.dims)
+    dims = ", ".join((d.name + (f"-{d.less}" if d.less else "")) if d.name is not None else str(d.size)
+                     for d in t.dims)
     bounds = ", ".join(f"{b.name}={_at(b.value, POSTFIX)}" for b in t.bounds)
     return t.dtype + (f"<{bounds}>" if t.bounds else "") + (f"[{dims}]" if t.dims else "")
 

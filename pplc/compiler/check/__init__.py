@@ -8,6 +8,8 @@ from .. import ir
 from .arguments import ArgumentChecker
 from .blocks import BlockChecker
 from .dist_functions import DistFunctionChecker
+from .matrices import MatrixChecker
+from .slices import SliceChecker
 from .base import MAX_DEPTH, Reported, expressions_of, nesting_depth, walk_statements
 from .consts import ConstChecker
 from .names import NameChecker
@@ -16,7 +18,9 @@ from .shapes import ExpressionChecker
 from .statements import StatementChecker
 
 
-class Checker(StatementChecker, BlockChecker, ConstChecker, DistFunctionChecker, ArgumentChecker, PlacementChecker, NameChecker, ExpressionChecker):
+class Checker(StatementChecker, BlockChecker, ConstChecker, DistFunctionChecker, SliceChecker, MatrixChecker,
+              ArgumentChecker,
+              PlacementChecker, NameChecker, ExpressionChecker):
     """Walks the AST once, in order, building IR variables; collects every independent error.
 
     Each base class is one concern, in its own module of this package; they share the state set up here."""

@@ -41,6 +41,8 @@ def _children(e: ast.Expr) -> list[ast.Expr]:
         return [e.operand]
     if isinstance(e, ast.Index):
         return [e.value, *e.indices]
+    if isinstance(e, ast.Slice):
+        return [x for x in (e.start, e.stop) if x is not None]
     if isinstance(e, ast.Attr):
         return [e.value]
     if isinstance(e, ast.Call):

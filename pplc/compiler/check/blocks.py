@@ -26,6 +26,8 @@ class BlockChecker:
                 self.sink.error(f"`{b.name}` is given twice", b.span)
                 raise Reported
             e = self.expr(b.value, ctx)
+            if isinstance(e, ir.Elementwise) and e.op == "neg" and isinstance(e.args[0], ir.Lit):  # `-1`
+                e = ir.Lit(e.axes, e.dtype, False, -e.args[0].value)
             if e.dtype == "bool":
                 self.sink.error(f"the {b.name} bound of {what} must be a number, not a bool", b.value.span)
                 raise Reported

@@ -86,6 +86,9 @@ class NameChecker:
         return walk(self.program.statements)
 
     def _dim(self, d: ast.Dim) -> str:
+        if d.less:  # `K-1`: as the dim of `x[1:]` for `x: real[K]`
+            base = self._dim(ast.Dim(d.name, None, d.span))
+            return self._sliced_dim(base, d.less, None, d)
         if d.size is not None:
             name = str(d.size)
             self.dims.setdefault(name, ir.Dim(name, d.size, "literal", False, d.span))

@@ -6,13 +6,14 @@ from ...dsl.diagnostics import did_you_mean
 from .. import ir
 from ..distributions import DISTRIBUTIONS
 from .base import Reported, has_shape, shape_str
+from .matrices import MATRIX_FUNCS
 
 ELEMENTWISE_FUNCS = {"exp", "log", "log1p", "expm1", "sqrt", "abs", "sigmoid", "logit", "softplus",
                      "tanh", "square", "lgamma", "log_sigmoid"}
 REDUCE_ALL = {"sum", "mean", "max", "min"}
 LAST_AXIS_REDUCE = {"logsumexp", "argmax"}
 LAST_AXIS_KEEP = {"softmax", "log_softmax"}
-FUNCTIONS = ELEMENTWISE_FUNCS | REDUCE_ALL | LAST_AXIS_REDUCE | LAST_AXIS_KEEP | {"dot", "where"}
+FUNCTIONS = ELEMENTWISE_FUNCS | REDUCE_ALL | LAST_AXIS_REDUCE | LAST_AXIS_KEEP | {"dot", "where"} | set(MATRIX_FUNCS)
 ARITH = {"+", "-", "*", "/", "**"}
 COMPARE = {"==", "!=", "<", "<=", ">", ">="}
 
@@ -149,6 +150,8 @@ class ExpressionChecker:
             self.sink.error("too many indices: the value is a scalar here" if not v.axes.item else
                             f"too many indices: the value {has_shape(v.axes.item)}", extra.span)
             raise Reported
+        if any(isinstance(i, ast.Slice) for i in e.indices):
+            return self._subscript(e, v, ctx)
         idx = self._exprs(e.indices, ctx)
         for pos, (node, i) in enumerate(zip(e.indices, idx)):
             self._index_ok(e, node, i, v.axes.item[pos])
@@ -217,6 +220,8 @@ class ExpressionChecker:
         if f not in FUNCTIONS:
             self.sink.error(f"unknown function `{f}`", e.func_span, hint=did_you_mean(f, FUNCTIONS))
             raise Reported
+        if f in MATRIX_FUNCS:
+            return self._matrix_call(e, ctx)
         if e.kwargs:
             self.sink.error(f"`{f}` takes no keyword arguments", e.kwargs[0].span)
             raise Reported

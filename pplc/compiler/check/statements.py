@@ -1,6 +1,8 @@
 """Statements that define variables: data declarations, `~` (latent or observed) and assignments."""
 from __future__ import annotations
 
+import dataclasses
+
 from ...dsl import ast
 from .. import ir
 from ..supports import Support
@@ -13,6 +15,10 @@ class StatementChecker:
 
     def _data(self, s: ast.DataDecl, ctx):
         self._declaration_ok(s, ctx, "data")
+        if s.type.dtype not in ("real", "int", "bool"):
+            self.sink.error(f"`{s.type.dtype}` is a type of latents; data are real, int or bool", s.type.span,
+                            hint="declare the data `real[...]`")
+            raise Reported
         phys = tuple(self._dim(d) for d in s.type.dims)
         self._check_one_sharded(ir.Axes((), phys), s.type.span, f"data `{s.name}`")
         sharded = next((d for d in phys if self._is_sharded(d)), None)
@@ -97,6 +103,16 @@ class StatementChecker:
                             "continuous variables only", dist.span,
                             hint=f"declare `data {s.name}: int` to observe it, or sum it out of the model")
             raise Reported
+        order = None
+        if t is not None and t.dtype in ("ordered", "positive_ordered"):
+            order = t.dtype
+            if not t.dims or t.bounds or any(self._is_sharded(p) for p in plates) or spec.event_rank:
+                why = ("needs a dim: `ordered[K]`" if not t.dims else "takes no bounds" if t.bounds else
+                       "cannot be inside a sharded plate" if spec.event_rank == 0 else
+                       f"cannot be drawn from {spec.name}")
+                self.sink.error(f"an `{order}` latent {why}", t.span)
+                raise Reported
+            t = dataclasses.replace(t, dtype="real")
         if t is not None:
             if t.dtype != "real":
                 self.sink.error(f"latent `{s.name}` must be real (it is declared {t.dtype})", t.span)
@@ -117,6 +133,8 @@ class StatementChecker:
                                 "distributions", t.span, hint="drop the bounds")
                 raise Reported
             bounds, support = self._bounds(t, ctx, item, f"`{s.name}`"), Support.BOUNDED
+        if order:
+            support = Support.ORDERED
         phys = plates + item
         self._check_one_sharded(ir.Axes(plates, item), s.span, f"`{s.name}`")
         if spec.event_rank and any(self._is_sharded(d) for d in item[len(item) - spec.event_rank:]):
@@ -124,5 +142,6 @@ class StatementChecker:
             raise Reported
         sharded = next((d for d in phys if self._is_sharded(d)), None)
         self._define(self._var(s, s.name, ir.Kind.LATENT, "real", plates, phys, dist=dist, support=support,
-                               support_check=support_check(dist), sharded_dim=sharded, latent=True, bounds=bounds),
+                               support_check=support_check(dist), sharded_dim=sharded, latent=True, bounds=bounds,
+                               order=order),
                      s.name_span)

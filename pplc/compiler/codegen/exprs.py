@@ -52,6 +52,8 @@ class ExprGen:
         d = self.model.dim_map.get(name)
         if d is not None and d.source == "literal":
             return str(d.size)
+        if d is not None and d.source == "derived":
+            return f"({self.dim(d.base)} - {d.offset})"
         return f"dims[{name!r}]"
 
     def shape(self, dims) -> str:
@@ -163,6 +165,30 @@ class ExprGen:
         idx = [self.lift(i, e.axes.plates, e.rank)[0] for i in e.args]
         idx += [":"] * (len(e.value.axes.item) - len(e.args))
         return f"{parens(self.gen(e.value), PREC['atom'] - 1)}[..., {', '.join(idx)}]", PREC["atom"]
+
+    def _Subscript(self, e: ir.Subscript):
+        idx = [str(i) if isinstance(i, int) else ":".join("" if b is None else str(b) for b in i) for i in e.items]
+        idx += [":"] * (len(e.value.axes.item) - len(e.items))
+        return f"{parens(self.gen(e.value), PREC['atom'] - 1)}[..., {', '.join(idx)}]", PREC["atom"]
+
+    def _Function(self, e: ir.Function):
+        plates, rank = e.axes.plates, len(e.axes.item)
+        if e.func == "eye":
+            return f"jnp.eye({self.dim(e.sizes[0])}, dtype=jnp.result_type(float))", PREC["atom"]
+        if e.func == "rep":
+            self.helpers.add("rep")
+            return f"rep({self.code(e.args[0])}, {self.dim(e.sizes[0])})", PREC["atom"]
+        if e.func == "cholesky":
+            return f"jnp.linalg.cholesky({self.code(e.args[0])})", PREC["atom"]
+        self.helpers.add(e.func)
+        if e.func == "diag":
+            return f"diag({self.code(e.args[0])})", PREC["atom"]
+        if e.func == "log_mix":
+            return f"log_mix({', '.join(self.lift(a, plates, rank)[0] for a in e.args)})", PREC["atom"]
+        x, alpha, rho = e.args  # gp_exp_quad_cov
+        point_rank = len(x.axes.item)
+        args = [self.lift(x, plates, point_rank)[0]] + [self.lift(a, plates, 2)[0] for a in (alpha, rho)]
+        return f"gp_exp_quad_cov({', '.join(args)}, point_rank={point_rank})", PREC["atom"]
 
     def _Broadcast(self, e: ir.Broadcast):
         plates, item = e.axes.plates, e.axes.item

@@ -103,6 +103,9 @@ class ModuleGen:
             calls.append(("Bounded", [f"low={low}"] * (low is not None) + [f"high={high}"] * (high is not None)
                           + ["normalize=True"] * site.normalize))
         calls += [self.layer(layer) for layer in site.layers]
+        if site.order:  # `ordered[K]`: increasing along the last dim
+            self.helpers.add("Ordered")
+            calls.append(("Ordered", ["positive=True"] if site.order == "positive_ordered" else []))
         # A site's TFP name is its Python name (TFP's structures are namedtuples: no keyword as a field name).
         calls[-1] = (calls[-1][0], calls[-1][1] + [f"name={py(site.name)!r}"])
         code = ""

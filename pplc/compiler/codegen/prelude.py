@@ -65,6 +65,32 @@ def sharded_min(x, mask, axis, shard_axes):
     return distribute_lib.pmin(jnp.min(jnp.where(mask, x, jnp.inf), axis=axis), shard_axes)
 
 
+def rep(x, n):
+    """`x` repeated `n` times along a new last axis (Stan's rep_vector), as a real array."""
+    x = jnp.asarray(x, jnp.result_type(float))
+    return jnp.broadcast_to(x[..., None], (*x.shape, n))
+
+
+def diag(v):
+    """The diagonal matrix [..., k, k] with `v` ([..., k]) on its diagonal."""
+    return v[..., :, None] * jnp.eye(v.shape[-1], dtype=v.dtype)
+
+
+def log_mix(theta, lp1, lp2):
+    """log(theta * exp(lp1) + (1 - theta) * exp(lp2)), stably (Stan's log_mix)."""
+    return jnp.logaddexp(jnp.log(theta) + lp1, jnp.log1p(-theta) + lp2)
+
+
+def gp_exp_quad_cov(x, alpha, rho, point_rank=1):
+    """The exponentiated quadratic covariance alpha^2 exp(-|x_i - x_j|^2 / (2 rho^2)) of points `x` ([..., n] with
+    `point_rank` 1, [..., n, d] with 2), as Stan's gp_exp_quad_cov: [..., n, n]."""
+    if point_rank == 1:
+        d2 = jnp.square(x[..., :, None] - x[..., None, :])
+    else:
+        d2 = jnp.sum(jnp.square(x[..., :, None, :] - x[..., None, :, :]), axis=-1)
+    return jnp.square(alpha) * jnp.exp(-0.5 * d2 / jnp.square(rho))
+
+
 class Flat(tfd.Normal):
     """The improper flat prior on the real line (log-density 0); draws are Normal(0, 1) placeholders."""
 
@@ -210,6 +236,46 @@ class Bounded(tfd.Distribution):
         return tfb.Identity()
 
 
+class Ordered(tfd.Distribution):
+    """`distribution` (an event over [..., K]) restricted to values increasing along the last dim, as Stan's
+    `ordered[K]` (`positive`: `positive_ordered[K]`): the same log density (unnormalised, as Stan), on the
+    unconstrained scale through Stan's transform (the first element, then the logs of the increments; positive:
+    the exp of such a vector)."""
+
+    def __init__(self, distribution, positive=False, validate_args=False, allow_nan_stats=True, name=None):
+        parameters = dict(locals())
+        self._distribution = distribution
+        self._positive = positive
+        super().__init__(dtype=distribution.dtype, reparameterization_type=distribution.reparameterization_type,
+                         validate_args=validate_args, allow_nan_stats=allow_nan_stats, parameters=parameters,
+                         name=name or "Ordered")
+
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):
+        return dict(distribution=tfp.internal.parameter_properties.BatchedComponentProperties())
+
+    def _batch_shape(self):
+        return self._distribution.batch_shape
+
+    def _event_shape(self):
+        return self._distribution.event_shape
+
+    def _log_prob(self, x):
+        return self._distribution.log_prob(x)
+
+    def _sample_n(self, n, seed=None):
+        x = jnp.sort(self._distribution.sample(n, seed=seed), axis=-1)
+        return jnp.abs(x) if self._positive else x
+
+    def _mean(self):
+        k = self.event_shape[-1]
+        return jnp.broadcast_to(jnp.arange(1, k + 1, dtype=self.dtype), [*self.batch_shape, *self.event_shape])
+
+    def _default_event_space_bijector(self):
+        tfb = tfp.bijectors
+        return tfb.Chain([tfb.Exp(), tfb.Ascending()]) if self._positive else tfb.Ascending()
+
+
 # The helpers in the order they are written into a generated module, each with the helpers it calls.
 HELPERS = {
     "real": (real, ()),
@@ -222,8 +288,13 @@ HELPERS = {
     "sharded_mean": (sharded_mean, ()),
     "sharded_max": (sharded_max, ()),
     "sharded_min": (sharded_min, ()),
+    "rep": (rep, ()),
+    "log_mix": (log_mix, ()),
+    "diag": (diag, ()),
+    "gp_exp_quad_cov": (gp_exp_quad_cov, ()),
     "Flat": (Flat, ("real",)),
     "HalfFlat": (HalfFlat, ("real",)),
     "LogDensityTerm": (LogDensityTerm, ("real",)),
     "Bounded": (Bounded, ()),
+    "Ordered": (Ordered, ()),
 }

@@ -154,6 +154,9 @@ def bind(model: ir.Model, raw: dict, filename: str = "<data>", allow_missing: bo
     for k in extra:
         warnings.append(Diagnostic(f"`{k}` is in the data but the model does not declare it; ignored",
                                    severity="warning", filename=filename))
+    for d in model.dims:  # a slice's dims: `y[1:]` has `n-1` items
+        if d.source == "derived" and d.base in sizes:
+            sizes[d.name] = sizes[d.base] - d.offset
     for d in model.dims:
         if d.name not in sizes and not errors and not allow_missing:
             err(f"the size of dim `{d.name}` is not given by the data")
