@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .compiler import ir
+from .compiler import ir as ir_lib
 from .compiler.check import check
 from .compiler.codegen import generate
 from .dsl.diagnostics import Diagnostic, PPLError
@@ -18,6 +18,9 @@ from .runtime.density import LogDensity
 from .runtime.devices import cache as cache_lib
 from .runtime.devices import distributed
 from .runtime.devices.mesh import is_main_process
+from .runtime.fitting import laplace as laplace_lib
+from .runtime.fitting import optimize as optimize_lib
+from .runtime.fitting import variational as variational_lib
 from .runtime.output import Fit
 from .runtime.program import Program
 from .runtime.sampling import hostloop
@@ -25,11 +28,12 @@ from .runtime.sampling.config import SamplerConfig
 from .runtime.sampling.run import sample as run_sampler
 
 
-def _as_data(model: ir.Model, data, allow_missing=False) -> data_lib.BoundData:
-    """Data (a BoundData, a file name or arrays by name) checked against the model; warnings go to stderr."""
+def _as_data(program: Program, data, allow_missing=False) -> data_lib.BoundData:
+    """Data (a BoundData, a file name or arrays by name) checked against the model, with its transformed data
+    computed; warnings go to stderr."""
     if isinstance(data, data_lib.BoundData):
         return data
-    bound = data_lib.as_bound(model, data, allow_missing=allow_missing)
+    bound = data_lib.bind_program(program, data, allow_missing=allow_missing)
     for w in bound.warnings:
         print(w.render(None), file=sys.stderr)
     return bound
@@ -70,7 +74,7 @@ class Model:
     """A compiled model: the checked IR, the generated program (`source`), the compiler's warnings, and the
     runtime's `Program` (the generated program loaded)."""
 
-    ir: ir.Model
+    ir: ir_lib.Model
     source: str
     warnings: list
     filename: str
@@ -94,9 +98,9 @@ class Model:
         observed arrays if their dims are known from other data)."""
         import jax
 
-        bound = _as_data(self.ir, data, allow_missing=True)
+        bound = _as_data(self.program, data, allow_missing=True)
         arrays = dict(bound.arrays)
-        for v in self.ir.of_kind("data"):  # observed arrays not given: placeholders, the prior draws them
+        for v in self.ir.inputs:  # observed arrays not given: placeholders, the prior draws them
             arrays.setdefault(v.name, np.zeros([bound.sizes[d] for d in v.phys], data_lib.DTYPES[v.dtype]))
         draw = self.program.unsharded_model(arrays, bound.sizes).sample(seed=jax.random.PRNGKey(seed))
         values = {k: np.asarray(v) for k, v in self.program.by_name(draw).items()}
@@ -113,7 +117,7 @@ class Model:
         call with data of the same shapes reuses its compiled programs."""
         import jax
 
-        bound = _as_data(self.ir, data)
+        bound = _as_data(self.program, data)
         key = (devices, spmd, bool(jax.config.jax_enable_x64), tuple(sorted(bound.sizes.items())),
                tuple(sorted((k, np.shape(a), str(np.asarray(a).dtype)) for k, a in bound.arrays.items())))
         cached = self._densities.get(key)
@@ -149,7 +153,8 @@ class Model:
         """Sample the posterior with the data split over `devices` devices. `options` are `SamplerConfig`'s
         fields (chains=4, warmup=1000, draws=1000, sampler="nuts", step_size, leapfrog=10, seed=0,
         target_accept, init="uniform", max_tree_depth=10, metric="diag", x64=False: compute in float64
-        throughout, as Stan does); an unknown name is an error.
+        throughout, as Stan does; chain_groups=1: G groups of devices, each running chains/G of the chains on its own
+        copy of the data, see docs/scaling.md); an unknown name is an error.
         `progress`: True for a progress bar (or a `pplc.runtime.output.progress.Progress`); `checkpoint`: a path
         where the whole sampler state is saved every `checkpoint_every` iterations, `resume` to go on from it
         (the same draws as an uninterrupted run); `block`: iterations per SPMD call. Ctrl-C raises
@@ -171,8 +176,8 @@ class Model:
         if not is_main_process():
             progress = False
         with (jax.enable_x64(True) if cfg.x64 else contextlib.nullcontext()):
-            bound = _as_data(self.ir, data)
-            mesh, layout = data_lib.on_mesh(self.program, bound.sizes, devices)
+            bound = _as_data(self.program, data)
+            mesh, layout = data_lib.on_mesh(self.program, bound.sizes, devices, cfg.chain_groups)
             with matmul_precision_context(matmul_precision):
                 try:
                     result = run_sampler(self.program, bound, layout, mesh, cfg, spmd,
@@ -183,6 +188,45 @@ class Model:
                     e.fit = self._fit(*e.result, cfg, bound, notes=[e.note])
                     raise
         return self._fit(*result, cfg, bound)
+
+    def optimize(self, data, *, jacobian: bool = False, laplace: int | None = None, iterations: int = 2000,
+                 seed: int = 0, init: dict | None = None, devices: int = 1, spmd: str = "shard_map",
+                 x64: bool = False) -> optimize_lib.OptimizeResult:
+        """The MAP estimate by L-BFGS (TFP) on the log density over the unconstrained latents, with the data split
+        over `devices` devices: the mode over the constrained parameters (no Jacobian, CmdStan's default), or with
+        `jacobian` the mode of the density on the unconstrained scale. From uniform(-2, 2) initial values (`seed`)
+        or the constrained values `init`. `laplace`: that many draws of the Laplace approximation at the mode
+        (`result.laplace`, a Fit; `result.to_arviz()`). `x64`: float64 throughout, as CmdStan. The result holds
+        every latent, deterministic and tracked value by name (`result.params`, `result["beta"]`)."""
+        import contextlib
+
+        import jax
+
+        with (jax.enable_x64(True) if x64 else contextlib.nullcontext()):
+            bound = _as_data(self.program, data)
+            ld = self.log_density(bound, devices, spmd)
+            name = os.path.basename(self.filename)
+            result = optimize_lib.optimize(ld, bound, jacobian, iterations, seed, init, name)
+            if laplace:
+                result.laplace = laplace_lib.laplace(ld, bound, result, laplace, seed)
+        return result
+
+    def variational(self, data, *, algorithm: str = "meanfield", draws: int = 1000, iterations: int = 10000,
+                    seed: int = 0, learning_rate: float = 0.05, grad_samples: int = 1, init: dict | None = None,
+                    devices: int = 1, spmd: str = "shard_map", x64: bool = False) -> variational_lib.VariationalResult:
+        """ADVI: a Gaussian on the unconstrained scale, `algorithm` "meanfield" or "fullrank", fitted by optax's
+        Adam to the ELBO (reparameterised gradients, `grad_samples` per iteration), the data split over `devices`
+        devices; then `draws` independent draws, constrained (`result.fit`, a Fit; `result.draws`,
+        `result.to_arviz()`)."""
+        import contextlib
+
+        import jax
+
+        with (jax.enable_x64(True) if x64 else contextlib.nullcontext()):
+            bound = _as_data(self.program, data)
+            ld = self.log_density(bound, devices, spmd)
+            return variational_lib.variational(ld, bound, algorithm, draws, iterations, seed, learning_rate,
+                                               grad_samples, init=init, model_name=os.path.basename(self.filename))
 
     def _fit(self, draws_, trace, timing, cfg, bound, notes=()) -> Fit:
         """The Fit of a run: tracked quantities moved to the trace; dims, config and observed data kept."""

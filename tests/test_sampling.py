@@ -97,7 +97,7 @@ def test_init_nonfinite_start_names_the_term(tmp_path):
 def test_init_prior_draws_from_the_prior_and_uniform_for_flat_priors():
     model = pplc.compile("data y: real[n]\nm ~ Normal(100, 0.1)\ns ~ HalfFlat()\nb ~ Flat()\n"
                          "plate n {\n  y ~ Normal(m + b, s)\n}\n", "flat.ppl")
-    bound = pplc.api._as_data(model.ir, {"y": [1.0, 2.0]})
+    bound = pplc.api._as_data(model.program, {"y": [1.0, 2.0]})
     latents = model.program.latents
     prior = init_lib.prior_sampler(model.program, bound)
     cfg = SamplerConfig(chains=50, init="prior")

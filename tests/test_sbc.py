@@ -33,14 +33,14 @@ def _ranks():
     """One compiled sampler (programs built once), run on SIMS data sets drawn from the prior predictive."""
     model = pplc.compile(MODEL, "sbc.ppl")
     cfg = SamplerConfig(chains=CHAINS, warmup=WARMUP, draws=DRAWS)
-    bound0 = _as_data(model.ir, {"y": np.zeros(GROUPS)})
+    bound0 = _as_data(model.program, {"y": np.zeros(GROUPS)})
     mesh, layout = on_mesh(model.program, bound0.sizes, DEVICES)
     progs = programs.build(model.program, bound0, layout, mesh, cfg, block=WARMUP + DRAWS)
     block_fn = None
     ranks = {k: [] for k in ("mu", "tau", "theta[0]", "theta[5]", "z[5]")}
     for s in range(SIMS):
         truth = model.sample_prior({"y": np.zeros(GROUPS)}, seed=1000 + s)
-        bound = _as_data(model.ir, {"y": truth["y"]})
+        bound = _as_data(model.program, {"y": truth["y"]})
         progs.data = progs.place_data(bound)
         progs.keys = np.asarray(jax.random.split(jax.random.PRNGKey(s), WARMUP + DRAWS))
         progs.z0 = progs.redraw(s + 1)

@@ -9,6 +9,9 @@ from .supports import SUPPORTS, Support
 
 
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+# Sites whose TFP log_prob costs more than it needs to, and the prelude's subclass that computes the same value
+# cheaper (by distribution and the parameters given).
+FASTER = {("Bernoulli", ("logits",)): "BernoulliLogits"}
 
 
 def is_literal(e: ir.Expr) -> bool:
@@ -152,7 +155,8 @@ def lower_site(v: ir.Variable) -> Site:
             return Param("", e, ParamForm.AS_IS) if iid or is_literal(e) else Param("", e, ParamForm.LIFTED, v.plates, brank)
         bounds = (bound(v.bounds[0]), bound(v.bounds[1]))
     latent_inputs = [e for _, e in dist.params] + [e for _, e in bound_exprs if e is not None]
-    return Site(v.name, v.kind == ir.Kind.LATENT, spec.constructor, tuple(params), positional, tuple(layers),
+    constructor = FASTER.get((spec.name, tuple(given)), spec.constructor)
+    return Site(v.name, v.kind == ir.Kind.LATENT, constructor, tuple(params), positional, tuple(layers),
                 root=not any(e.latent for e in latent_inputs), bounds=bounds,
                 normalize=bool(v.bounds) and spec.cdf, order=v.order)
 

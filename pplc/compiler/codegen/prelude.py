@@ -91,6 +91,15 @@ def gp_exp_quad_cov(x, alpha, rho, point_rank=1):
     return jnp.square(alpha) * jnp.exp(-0.5 * d2 / jnp.square(rho))
 
 
+class BernoulliLogits(tfd.Bernoulli):
+    """tfd.Bernoulli given logits, whose log_prob costs one softplus per element: x * logits - softplus(logits)
+    (TFP's computes two softplus and two multiply_no_nan: 1.8x NumPyro's gradient time on matrix factorisation)."""
+
+    def _log_prob(self, event):
+        logits = self._logits_parameter_no_checks()
+        return jnp.asarray(event, logits.dtype) * logits - jax.nn.softplus(logits)
+
+
 class Flat(tfd.Normal):
     """The improper flat prior on the real line (log-density 0); draws are Normal(0, 1) placeholders."""
 
@@ -292,6 +301,7 @@ HELPERS = {
     "log_mix": (log_mix, ()),
     "diag": (diag, ()),
     "gp_exp_quad_cov": (gp_exp_quad_cov, ()),
+    "BernoulliLogits": (BernoulliLogits, ()),
     "Flat": (Flat, ("real",)),
     "HalfFlat": (HalfFlat, ("real",)),
     "LogDensityTerm": (LogDensityTerm, ("real",)),

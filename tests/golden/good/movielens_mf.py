@@ -43,6 +43,16 @@ def pad_value_zero(d):
     return jnp.zeros([], d.dtype)
 
 
+class BernoulliLogits(tfd.Bernoulli):
+    """tfd.Bernoulli given logits, whose log_prob costs one softplus per element: x * logits - softplus(logits)
+    (TFP's computes two softplus and two multiply_no_nan: 1.8x NumPyro's gradient time on matrix factorisation).
+    """
+
+    def _log_prob(self, event):
+        logits = self._logits_parameter_no_checks()
+        return jnp.asarray(event, logits.dtype) * logits - jax.nn.softplus(logits)
+
+
 def transformed_data(data, dims, masks, shard_axes=()):
     """The values computed from data and consts alone (transformed data), by name: computed once, before
     sampling, on all the data (no padding: masks all true, no shard axes), and then passed in `data`.
@@ -107,7 +117,7 @@ def make_model(data, dims, masks, shard_axes=()):
         yield tfed.Sharded(
             tfd.Independent(
                 tfd.Masked(
-                    tfd.Bernoulli(
+                    BernoulliLogits(
                         logits=jnp.einsum("...md,...ud->...um", movie_embedding, user_embedding)
                         + user_bias[..., :, None]
                         + movie_bias[..., None, :]
