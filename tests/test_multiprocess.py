@@ -139,6 +139,73 @@ def test_a_dead_process_stops_the_other_within_a_minute_naming_it(problem):
     assert re.search(r"tasks are unhealthy \(stopped sending heartbeats\):\s*1\b", text), text[-3000:]
 
 
+# `pplc run` in one of two processes, with checkpoints; with a last argument "pause", process 0 stops after
+# writing its checkpoint at iteration >= PAUSE_AT (it says so, then waits to be killed), as a job preempted there.
+PAUSE_AT = 5
+CKPT = dict(sampler="hmc", chains=2, warmup=4, draws=6, seed=5, step_size=0.1)
+CKPT_RUN = [f"--{k.replace('_', '-')}={v}" for k, v in CKPT.items()] + ["--checkpoint-every", "5"]
+CKPT_WORKER = """
+import sys, time
+from pplc.cli import main
+from pplc.runtime.sampling import checkpoint
+port, pid, data, out, ck, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+save = checkpoint.save
+def pausing_save(path, state):
+    save(path, state)
+    if state.iteration >= {pause_at}:
+        print("CHECKPOINTED", state.iteration, flush=True)
+        time.sleep(600)
+if mode == "pause":
+    checkpoint.save = pausing_save
+sys.exit(main(["run", {model!r}, "--const", "dim=3", "--data", data, "--out", out, "--devices", "4",
+               "--coordinator", f"127.0.0.1:{{port}}", "--num-processes", "2", "--process-id", str(pid),
+               "--checkpoint", ck] + {run!r} + (["--resume"] if mode == "resume" else [])))
+"""
+
+
+@pytest.mark.slow
+def test_a_two_process_run_resumes_from_its_checkpoint_to_the_draws_of_an_uninterrupted_run(problem):
+    """Both processes are killed after process 0 wrote the checkpoint at iteration 5 of 10 (warmup included);
+    both started again with --resume go on from it, and the draws are those of an uninterrupted run (one process
+    of 8 devices, as the first test: the same up to float32 rounding)."""
+    d, data, model, _ = problem
+    script, ck, out = d / "ckpt.py", str(d / "ck.npz"), str(d / "resumed.npz")
+    script.write_text(CKPT_WORKER.format(model=MODEL, run=CKPT_RUN, pause_at=PAUSE_AT))
+
+    def launch(mode, tag):
+        port = free_port()
+        logs = [open(d / f"{tag}{i}.txt", "w+") for i in range(2)]
+        return [start([str(script), str(port), str(i), data, out, ck, mode], logs[i]) for i in range(2)]
+
+    procs = launch("pause", "paused")
+    try:
+        deadline = time.monotonic() + 300
+        while "CHECKPOINTED" not in open(d / "paused0.txt").read():
+            assert time.monotonic() < deadline and procs[0].poll() is None, open(d / "paused0.txt").read()[-3000:]
+            time.sleep(0.5)
+    finally:
+        stop(procs)
+    assert not os.path.exists(out)
+    from pplc.runtime.sampling import checkpoint as ckpt
+
+    assert ckpt.load(ck).iteration == PAUSE_AT
+    procs = launch("resume", "resumed")
+    try:
+        codes = [p.wait(timeout=300) for p in procs]
+    finally:
+        stop(procs)
+    text = [open(d / f"resumed{i}.txt").read() for i in range(2)]
+    assert codes == [0, 0], "\n".join(t[-3000:] for t in text)
+    assert f"resuming from {ck} at iteration {PAUSE_AT} of 10" in text[0]  # not a fresh start
+    assert "wrote" in text[0] and "wrote" not in text[1]
+    assert ckpt.load(ck).iteration == 10
+    ref = model.sample(data, devices=8, **CKPT)
+    fit = np.load(out)
+    assert np.all(ref.trace["is_accepted"].any(axis=1))
+    for k, x in ref.draws.items():
+        np.testing.assert_allclose(fit[k], x, rtol=1e-4, atol=1e-4 * np.abs(x).max(), err_msg=k)
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--coordinator", "127.0.0.1:1"], "need all of --coordinator HOST:PORT, --num-processes P and --process-id I"),
     (["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "2"], "--process-id must be in 0..1"),

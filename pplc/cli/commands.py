@@ -1,4 +1,4 @@
-"""The `pplc` subcommands: check, compile, run, summary, plot, data, predict, recommend."""
+"""The `pplc` subcommands: check, compile, run, optimize, variational, summary, plot, data, predict, recommend."""
 from __future__ import annotations
 
 import os
@@ -10,6 +10,8 @@ from ..runtime import data as data_lib
 from ..runtime.devices import distributed
 from ..runtime.devices.mesh import is_main_process, request_devices
 from ..runtime.output import Fit, loo, plots
+from ..runtime.sampling import sizing
+from ..runtime.sampling.config import SamplerConfig
 from ..runtime.sampling.hostloop import Interrupted
 from ..studies import datasets, recommend
 from .options import sampler_settings
@@ -39,7 +41,9 @@ def describe(model: api.Model) -> str:
         lines.append(f"  {r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}".rstrip())
     dims = []
     for d in ir.dims:
-        size = f" = {d.size}" if d.size is not None else f" (from {'the int data scalar' if d.source == 'data-scalar' else 'data shapes'})"
+        how = {"data-scalar": "from the int data scalar", "derived": f"`{d.base}` less {d.offset}"}.get(
+            d.source, "from data shapes")
+        size = f" = {d.size}" if d.size is not None else f" ({how})"
         dims.append(f"{d.name}{size}{', sharded over devices' if d.sharded else ''}")
     lines.append("  dims: " + ("; ".join(dims) or "none"))
     return "\n".join(lines)
@@ -83,6 +87,9 @@ def run_command(args) -> int:
         # Before JAX starts its backend: several processes join (flags, or a Slurm/Open MPI environment).
         distributed.initialize(args.coordinator, args.num_processes, args.process_id, args.devices)
         request_devices(args.devices)
+    if args.command in ("optimize", "variational"):
+        _writable(args.out)
+        request_devices(args.devices)
     if args.command in COMMANDS:
         return COMMANDS[args.command](args)
     model = api.compile_file(args.model, consts=parse_consts(getattr(args, "const", [])))
@@ -93,10 +100,16 @@ def run_command(args) -> int:
 def _check(args, model) -> int:
     print(describe(model))
     if args.data:
-        bound = data_lib.bind(model.ir, data_lib.load(args.data), args.data)
+        bound = data_lib.bind_program(model.program, args.data)
         _warn(bound.warnings)
         sizes = "; ".join(f"{d} = {n}" for d, n in bound.sizes.items() if not d.isdigit())
         print(f"{args.data}: ok" + (f" ({sizes})" if sizes else ""))
+        if args.devices is not None:
+            cfg = SamplerConfig.from_options(**sampler_settings(args))
+            cfg.validate()
+            print(sizing.size(model.program, bound, args.devices, cfg).text())
+    elif args.devices is not None:
+        raise PPLError(Diagnostic("--devices needs --data: the memory a run needs depends on the data's sizes"))
     return 0
 
 
@@ -147,6 +160,57 @@ def _run(args, model) -> int:
             distributed.agree(1)  # the others learn of it, then the error is reported here
             raise
     return distributed.agree(status)
+
+
+def _writable(path: str) -> None:
+    """--out in an existing folder, checked before the run."""
+    out_dir = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(out_dir):
+        raise PPLError(Diagnostic(f"cannot write --out {path}: there is no folder {out_dir}"))
+
+
+def _needs_data(args, model) -> None:
+    declared = [v.name for v in model.ir.of_kind("data")]
+    if args.data is None and declared:
+        raise PPLError(Diagnostic(f"{args.model} declares data ({', '.join(f'`{n}`' for n in declared)}): "
+                                  "give it with --data FILE", hint="a .npz or Stan-style .json file, arrays by name"))
+    _devices_note(args, model)
+
+
+def _optimize(args, model) -> int:
+    """`pplc optimize`: the MAP estimate (and the Laplace approximation's draws) written to --out."""
+    _needs_data(args, model)
+    if args.laplace_out and not args.laplace:
+        raise PPLError(Diagnostic("--laplace-out needs --laplace DRAWS"))
+    result = model.optimize(args.data, jacobian=args.jacobian, laplace=args.laplace, iterations=args.iterations,
+                            seed=args.seed, devices=args.devices, x64=args.x64)
+    result.save(args.out)
+    if not args.quiet:
+        print(result.summary())
+    print(f"wrote {args.out}", file=sys.stderr)
+    if result.laplace is not None:
+        root, ext = os.path.splitext(args.out)
+        path = args.laplace_out or f"{root}_laplace{ext if ext in ('.npz', '.nc') else '.npz'}"
+        _writable(path)
+        result.laplace.save(path)
+        print(f"wrote {args.laplace} draws of the Laplace approximation to {path}", file=sys.stderr)
+    if not result.converged:
+        print(f"warning: L-BFGS did not converge ({result.message})\n  try: more --iterations, another --seed, "
+              "or --x64", file=sys.stderr)
+    return 0
+
+
+def _variational(args, model) -> int:
+    """`pplc variational`: ADVI's draws written to --out as a fit."""
+    _needs_data(args, model)
+    result = model.variational(args.data, algorithm=args.algorithm, draws=args.draws, iterations=args.iterations,
+                               seed=args.seed, learning_rate=args.learning_rate, grad_samples=args.grad_samples,
+                               devices=args.devices, x64=args.x64)
+    result.save(args.out)
+    if not args.quiet:
+        print(result.summary())
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
 
 
 def _interrupted(e: Interrupted, args) -> int:
@@ -222,4 +286,5 @@ def _recommend(args, model) -> int:
 
 
 COMMANDS = {"summary": _summary, "plot": _plot, "data": _data, "loo": _loo}  # on files: no model to compile
-MODEL_COMMANDS = {"check": _check, "compile": _compile, "run": _run, "predict": _predict, "recommend": _recommend}
+MODEL_COMMANDS = {"check": _check, "compile": _compile, "run": _run, "predict": _predict, "recommend": _recommend,
+                  "optimize": _optimize, "variational": _variational}

@@ -93,6 +93,41 @@ def _run_parser(sub) -> None:
                           "$PPLC_CACHE_DIR, else $XDG_CACHE_HOME/pplc or ~/.cache/pplc, and reused by later runs)")
 
 
+def _fitting_parsers(sub) -> None:
+    """`pplc optimize` (MAP by L-BFGS, a Laplace approximation on request) and `pplc variational` (ADVI)."""
+    o = sub.add_parser("optimize", help="the MAP estimate by L-BFGS (as CmdStan's optimize), and on request "
+                       "draws of the Laplace approximation at it")
+    v = sub.add_parser("variational", help="ADVI: a mean-field or full-rank Gaussian fitted to the posterior on "
+                       "the unconstrained scale, and draws of it")
+    for p, out in ((o, "map.npz"), (v, "fit.npz")):
+        _model_options(p)
+        p.add_argument("--data", help=".npz or Stan-style .json data file (needed when the model declares data)")
+        p.add_argument("--seed", type=int, default=0, help="random seed: initial values and draws (default 0)")
+        p.add_argument("--devices", type=int, default=1, help="devices to split sharded plates over (default 1)")
+        p.add_argument("--x64", action="store_true", help="compute in float64 throughout, as CmdStan")
+        p.add_argument("--quiet", action="store_true", help="no summary")
+    o.add_argument("--out", default="map.npz", help="output .npz: one array per latent and deterministic, shaped "
+                   "as declared, and optimize/log_density, optimize/converged, ... (default map.npz)")
+    o.add_argument("--jacobian", action="store_true", help="maximise the density on the unconstrained scale "
+                   "(log-Jacobian added; default: the mode over the constrained parameters, as CmdStan's default)")
+    o.add_argument("--iterations", type=int, default=2000, help="at most N L-BFGS iterations (default 2000)",
+                   metavar="N")
+    o.add_argument("--laplace", type=int, metavar="DRAWS", help="also DRAWS draws of the Laplace approximation at "
+                   "the mode, written as a fit (see --laplace-out)")
+    o.add_argument("--laplace-out", metavar="FIT", help="where the Laplace draws go: .npz or .nc, read by `pplc "
+                   "summary` and ArviZ (default: --out with _laplace before its extension)")
+    v.add_argument("--out", default="fit.npz", help="output: .npz (default fit.npz) or .nc (ArviZ InferenceData), "
+                   "the draws as a fit")
+    v.add_argument("--algorithm", choices=("meanfield", "fullrank"), default="meanfield",
+                   help="meanfield (default: independent normals) or fullrank (a full covariance)")
+    v.add_argument("--draws", type=int, default=1000, help="draws of the fitted Gaussian (default 1000)")
+    v.add_argument("--iterations", type=int, default=10000, help="Adam iterations (default 10000)", metavar="N")
+    v.add_argument("--learning-rate", type=float, default=0.05,
+                   help="Adam's step size, cosine-decayed to 1%% over the iterations (default 0.05)")
+    v.add_argument("--grad-samples", type=int, default=1,
+                   help="Monte Carlo draws per gradient of the ELBO (default 1, as CmdStan)")
+
+
 def _fit_parsers(sub) -> None:
     s = sub.add_parser("summary", help="print the summary of a saved fit (.npz or .nc): mean, MCSE, sd, quantiles, "
                        "ESS, R-hat, and warnings")
@@ -161,12 +196,16 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="parse and check a model; print its variables, shapes and placement")
     _model_options(c)
     c.add_argument("--data", help="also check a data file (.npz or .json) against the model, without running it")
+    c.add_argument("--devices", type=int, metavar="N", help="with --data: print the memory each device needs for "
+                   "`pplc run` on N devices in all (with the run's options below; see docs/scaling.md)")
+    sampler_options({g: c.add_argument_group(f"{t} (for --devices)") for g, t in RUN_GROUPS.items()})
 
     c = sub.add_parser("compile", help="write the generated TFP-on-JAX program")
     _model_options(c)
     c.add_argument("-o", "--output", help="output .py file (default: standard output)")
 
     _run_parser(sub)
+    _fitting_parsers(sub)
     _fit_parsers(sub)
     _data_parser(sub)
     _loo_parser(sub)

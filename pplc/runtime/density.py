@@ -65,6 +65,7 @@ class LogDensity:
             self._placement = Placement(program, self.layout, self.mesh, mode)
         self._bind(bound)
         self._sharded_target = self._make_sharded_target()
+        self._sharded_plain = self._make_sharded_target(self._target_no_jacobian)
         # Compiled once per data shape (jax.jit keys on the arguments' shapes and dtypes): the data are arguments.
         self._value_and_grad = jax.jit(jax.value_and_grad(self._unconstrained))
         self._constrained_jit = jax.jit(self._constrained, static_argnums=3)
@@ -122,21 +123,31 @@ class LogDensity:
         target, _ = target_fn(lambda: self.program.pinned(_fresh(data), dims, masks, axes))
         return target(*parts)
 
-    def _unconstrained(self, z: dict, data, masks):
+    def _target_no_jacobian(self, parts, data, masks, dims, axes):
+        """The log density at the constrained values of unconstrained `parts`, without the log-Jacobian (the
+        objective of a MAP estimate on the constrained scale, CmdStan's default `optimize`)."""
+        pinned = self.program.pinned(_fresh(data), dims, masks, axes)
+        bijector = pinned.experimental_default_event_space_bijector()
+        return pinned.unnormalized_log_prob(bijector.forward(type(pinned.dtype)(*parts)))
+
+    def _unconstrained(self, z: dict, data, masks, jacobian: bool = True):
         parts = self._parts(z)
         if self.layout is None:  # one device: JAX differentiates (and batches) the model directly
-            return self._target(parts, data, masks, self.sizes, [])
-        return self._sharded_target(parts, data, masks)
+            lp = self._target if jacobian else self._target_no_jacobian
+            return lp(parts, data, masks, self.sizes, [])
+        return (self._sharded_target if jacobian else self._sharded_plain)(parts, data, masks)
 
-    def _make_sharded_target(self):
-        """The sharded target as a function JAX can differentiate: its gradient is the per-device one (`_run`)."""
+    def _make_sharded_target(self, lp=None):
+        """The sharded target (`lp`: default `_target`) as a function JAX can differentiate: its gradient is the
+        per-device one (`_run`)."""
+        lp = lp or self._target
 
         @jax.custom_vjp
         def target(parts, data, masks):
-            return self._run(self._target, parts, data, masks, False)[0]
+            return self._run(lp, parts, data, masks, False)[0]
 
         def fwd(parts, data, masks):
-            return self._run(self._target, parts, data, masks, True)
+            return self._run(lp, parts, data, masks, True)
 
         def bwd(grads, ct):
             return [ct * g for g in grads], None, None
@@ -155,9 +166,10 @@ class LogDensity:
         return self._run(lp, parts, data, masks, with_grad)
 
     # ------------------------------------------------------------------ the public functions
-    def unconstrained(self, z: dict):
-        """The log density plus log-Jacobian at unconstrained values `z` (arrays by latent name)."""
-        return self._unconstrained(z, self.data, self.masks)
+    def unconstrained(self, z: dict, jacobian: bool = True):
+        """The log density plus log-Jacobian at unconstrained values `z` (arrays by latent name); `jacobian=False`:
+        the log density at their constrained values alone (the objective of a MAP on the constrained scale)."""
+        return self._unconstrained(z, self.data, self.masks, jacobian)
 
     def value_and_grad(self, z: dict):
         """`unconstrained(z)` and its gradient (a dict by latent name), compiled once per shape."""

@@ -9,7 +9,7 @@ from jax.sharding import PartitionSpec as P
 from ...compiler import ir
 from ..devices import mesh as mesh_lib
 from ..devices import spmd
-from ..devices.mesh import DATA_AXIS
+from ..devices.mesh import CHAINS_AXIS, DATA_AXIS
 from ..program import Program
 from .bind import BoundData, dtype_of
 
@@ -54,17 +54,20 @@ def layout(model: ir.Model, sizes: dict, ndev: int) -> Layout:
     return Layout(ndev, dict(sizes), padded)
 
 
-def spec_of(dims, layout: Layout, lead: int = 0) -> P:
-    """The PartitionSpec of an array whose dims (after `lead` leading ones) are `dims`."""
-    return P(*([None] * lead + [DATA_AXIS if d in layout.padded else None for d in dims]))
+def spec_of(dims, layout: Layout, lead: int = 0, chains_at: int | None = None) -> P:
+    """The PartitionSpec of an array whose dims (after `lead` leading ones) are `dims`; the leading dim
+    `chains_at` (if given) split over the chain groups."""
+    head = [CHAINS_AXIS if i == chains_at else None for i in range(lead)]
+    return P(*(head + [DATA_AXIS if d in layout.padded else None for d in dims]))
 
 
-def on_mesh(program: Program, sizes: dict, ndev: int):
-    """The mesh of `ndev` devices of this process (asked of JAX first), of every process in a run of several, and
-    the data's layout on it (over all the mesh's devices): (mesh, layout)."""
+def on_mesh(program: Program, sizes: dict, ndev: int, groups: int = 1):
+    """The mesh of `ndev` devices of this process (asked of JAX first), of every process in a run of several, in
+    `groups` chain groups (`mesh_lib.make_mesh`), and the data's layout on it (over the devices of one group,
+    the mesh's `data` axis): (mesh, layout)."""
     mesh_lib.request_devices(ndev)
-    mesh = mesh_lib.make_mesh(ndev)
-    return mesh, layout(program.ir, sizes, int(mesh.devices.size))
+    mesh = mesh_lib.make_mesh(ndev, groups)
+    return mesh, layout(program.ir, sizes, int(mesh.shape[DATA_AXIS]))
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,23 @@ class Placement:
     def mask_specs(self) -> dict:
         return {d: P(DATA_AXIS) for d in self.layout.padded}
 
-    def latent_specs(self, lead) -> list:
-        """The specs of the latents' values, with `lead` leading dims (one count, or one per latent)."""
+    @property
+    def groups(self) -> int:
+        """Chain groups: the size of the mesh's `chains` axis (1 on a one-axis mesh)."""
+        return mesh_lib.groups_of(self.mesh) if self.mesh is not None else 1
+
+    def chains_spec(self, lead: int = 1, chains_at: int = 0) -> P:
+        """The spec of a per-chain array with `lead` leading dims, chains at `chains_at`: split over the chain
+        groups, replicated over a group's devices."""
+        return spec_of((), self.layout, lead, chains_at if self.groups > 1 else None)
+
+    def latent_specs(self, lead, chains_at: int | None = None) -> list:
+        """The specs of the latents' values, with `lead` leading dims (one count, or one per latent); on a mesh of
+        chain groups, the leading dim `chains_at` is split over them."""
         latents = self.program.latents
         leads = [lead] * len(latents) if isinstance(lead, int) else lead
-        return [spec_of(v.phys, self.layout, lead=k) for v, k in zip(latents, leads)]
+        at = chains_at if self.groups > 1 else None
+        return [spec_of(v.phys, self.layout, lead=k, chains_at=at) for v, k in zip(latents, leads)]
 
     def place(self, tree, specs):
         return spmd.place(tree, specs, self.mesh) if self.mode == "shard_map" else tree

@@ -66,6 +66,18 @@ def process_count() -> int:
     return jax.process_count()
 
 
+def gather(value: int) -> list[int]:
+    """An int from every process, in process order (one process: its own)."""
+    import jax
+
+    if jax.process_count() == 1:
+        return [int(value)]
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    return [int(x) for x in np.ravel(multihost_utils.process_allgather(np.int64(value)))]
+
+
 def agree(status: int) -> int:
     """The exit status every process of a run ends with: the largest of theirs (one process: its own)."""
     import jax

@@ -6,6 +6,7 @@ import numpy as np
 from ...dsl.diagnostics import Diagnostic, PPLError
 
 DATA_AXIS = "data"
+CHAINS_AXIS = "chains"  # the mesh axis of chain groups (`--chain-groups`), only on a mesh of more than one group
 
 
 def request_devices(n: int) -> None:
@@ -59,12 +60,32 @@ def global_devices(n: int) -> list:
     return out
 
 
-def make_mesh(n: int):
-    """A one-axis mesh over `n` devices of each process (all processes of a multi-process run), the axis that
-    sharded plates are split over."""
+def make_mesh(n: int, groups: int = 1):
+    """The mesh over `n` devices of each process (all processes of a multi-process run): one axis (`data`, that
+    sharded plates are split over), or with `groups` > 1 two, (`chains`, `data`) of shape (groups, devices per
+    group): group g is the g-th run of consecutive devices (process 0's first), and runs its own chains."""
     from jax.sharding import Mesh
 
-    return Mesh(np.array(global_devices(n)), (DATA_AXIS,))
+    devs = global_devices(n)
+    if groups == 1:
+        return Mesh(np.array(devs), (DATA_AXIS,))
+    check_groups(len(devs), groups)
+    return Mesh(np.array(devs).reshape(groups, len(devs) // groups), (CHAINS_AXIS, DATA_AXIS))
+
+
+def check_groups(ndev: int, groups: int) -> None:
+    """A clear error unless `groups` chain groups split `ndev` devices into groups of equal size."""
+    if groups < 1 or ndev % groups:
+        fits = [g for g in range(1, ndev + 1) if ndev % g == 0]
+        raise PPLError(Diagnostic(f"--chain-groups {groups} does not divide the {ndev} devices of this run "
+                                  f"into groups of equal size",
+                                  hint=f"with {ndev} devices, --chain-groups is one of {', '.join(map(str, fits))} "
+                                       f"(each group: devices / groups devices)"))
+
+
+def groups_of(mesh) -> int:
+    """The number of chain groups of a mesh (1 on a one-axis mesh)."""
+    return int(mesh.shape[CHAINS_AXIS]) if CHAINS_AXIS in mesh.axis_names else 1
 
 
 def is_main_process() -> bool:

@@ -6,6 +6,7 @@ shard_map's, a spec may stand for a whole subtree of arguments or results.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
@@ -29,18 +30,22 @@ def _per_leaf(fn, specs, tree):
 
 def place(tree, specs, mesh):
     """Put host arrays on the mesh, split as their specs say. In a run of several processes, each process puts
-    only the rows of split arrays that its own devices hold (`jax.make_array_from_process_local_data`)."""
+    only the parts of split arrays that its own devices hold (`jax.make_array_from_callback`, which asks for
+    just those index ranges: a memory-mapped array reads no other rows)."""
     return _per_leaf(lambda s, x: _put(x, NamedSharding(mesh, s)), specs, tree)
 
 
 def _put(x, sharding):
-    if jax.process_count() == 1 or isinstance(x, jax.Array) or _split_axis(sharding.spec) is None:
+    if jax.process_count() == 1:
         return jax.device_put(x, sharding)
-    x = np.asarray(x)
-    a = _split_axis(sharding.spec)
-    rows = [idx[a] for idx in sharding.addressable_devices_indices_map(x.shape).values()]
-    lo, hi = min(r.start or 0 for r in rows), max(x.shape[a] if r.stop is None else r.stop for r in rows)
-    return jax.make_array_from_process_local_data(sharding, np.take(x, np.arange(lo, hi), axis=a), x.shape)
+    if isinstance(x, jax.Array):
+        if not x.is_fully_addressable:  # already a global array
+            return jax.device_put(x, sharding)
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):  # typed keys: their key data, placed, wrapped again
+            return jax.random.wrap_key_data(_put(np.asarray(jax.random.key_data(x)), sharding),
+                                            impl=jax.random.key_impl(x))
+        x = np.asarray(x)  # on this process's devices only: from the host, as any other host array
+    return jax.make_array_from_callback(np.shape(x), sharding, lambda index: np.asarray(x[index]))
 
 
 def spmd(fn, mesh, in_specs, out_specs, mode: str = "shard_map"):
@@ -54,7 +59,9 @@ def spmd(fn, mesh, in_specs, out_specs, mode: str = "shard_map"):
 
 
 def _pmapped(fn, mesh, in_specs, out_specs):
-    """The same program through jax.pmap: split dims become a mapped device axis and back."""
+    """The same program through jax.pmap: split dims become a mapped device axis and back (a one-axis mesh)."""
+    if mesh.devices.ndim != 1:
+        raise ValueError("--spmd pmap runs on a one-axis mesh (no --chain-groups); use --spmd shard_map")
     ndev = mesh.devices.size
     in_axes = tuple(jax.tree.map(_split_axis, in_specs, is_leaf=_is_spec))
     out_axes = jax.tree.map(lambda s: _split_axis(s) or 0, out_specs, is_leaf=_is_spec)

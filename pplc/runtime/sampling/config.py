@@ -12,7 +12,7 @@ from ...dsl.diagnostics import Diagnostic, PPLError
 
 SAMPLERS = ("nuts", "hmc")
 METRICS = ("diag", "unit")
-INITS = ("uniform", "prior", "0")
+INITS = ("uniform", "prior", "0", "pathfinder")
 INIT_TRIES = 100  # as Stan: draws of initial values before giving up on a non-finite log density
 DIVERGENCE = 1000.0  # energy error that counts as a divergence (Stan's and TFP's NUTS threshold)
 
@@ -43,10 +43,14 @@ class SamplerConfig:
                                  "(the identity)", METRICS, group="adaptation")
     seed: int = option(0, "random seed (default 0): the same seed gives the same draws", group="run")
     init: str = option("uniform", "initial values: uniform (default, as Stan: uniform in (-2, 2) on the "
-                                  "unconstrained scale), prior (a prior draw; uniform for Flat/HalfFlat), 0 (zeros)",
+                                  "unconstrained scale), prior (a prior draw; uniform for Flat/HalfFlat), 0 (zeros), "
+                                  "pathfinder (a draw of Pathfinder per chain; needs blackjax)",
                        INITS)
     x64: bool = option(False, "compute in float64 throughout, as Stan (for badly scaled or near-singular "
                               "posteriors; see docs/sampling.md)", group="run")
+    chain_groups: int = option(1, "split the devices into G groups (a chains x data mesh), each running "
+                                  "--chains/G of the chains with the sharded data split over its own devices "
+                                  "(default 1; see docs/scaling.md)", group="devices")
 
     @classmethod
     def options(cls) -> tuple[dataclasses.Field, ...]:
@@ -62,6 +66,11 @@ class SamplerConfig:
             raise PPLError(Diagnostic(f"unknown sampler option `{unknown[0]}`",
                                       hint=f"the options are: {', '.join(names)}"))
         return cls(**options)
+
+    @property
+    def group_chains(self) -> int:
+        """The chains each chain group runs (all of them with one group)."""
+        return self.chains // self.chain_groups
 
     @property
     def accept_target(self) -> float:
@@ -82,6 +91,9 @@ class SamplerConfig:
             bad(f"unknown metric `{self.metric}`; one of: {', '.join(METRICS)}")
         if self.chains < 1:
             bad(f"--chains must be at least 1 (got {self.chains})")
+        if self.chain_groups < 1 or self.chains % self.chain_groups:
+            bad(f"--chain-groups must be at least 1 and divide --chains (got --chain-groups {self.chain_groups}, "
+                f"--chains {self.chains}): each group runs --chains/--chain-groups chains")
         if self.warmup < 0 or self.draws < 1:
             bad(f"--warmup must be >= 0 and --draws >= 1 (got {self.warmup} and {self.draws})")
         if self.step_size is not None and not (0 < self.step_size < math.inf):
@@ -93,7 +105,7 @@ class SamplerConfig:
         if not 0 < self.accept_target < 1:
             bad(f"--target-accept must lie in (0, 1) (got {self.accept_target})")
         if str(self.init) not in INITS:
-            bad(f"--init is `uniform`, `prior` or `0` (got {self.init})")
+            bad(f"--init is `uniform`, `prior`, `0` or `pathfinder` (got {self.init})")
 
     def describe(self) -> str:
         """One line for the log: the sampler and what it adapts."""

@@ -1,4 +1,4 @@
-"""Starting the chains: initial values, Stan's redraws of a non-finite start, the report naming bad terms."""
+"""Starting the chains: initial values (uniform, zeros, prior, Pathfinder), Stan's redraws of a non-finite start."""
 from __future__ import annotations
 
 import jax
@@ -11,25 +11,27 @@ from ..data.layout import Layout
 from ..program import Program
 from .carry import to_host
 from .config import INIT_TRIES, SamplerConfig, float_dtype
+from .pathfinder import pathfinder_sampler
 
 FLAT = ("Flat", "HalfFlat")  # improper priors: nothing to draw an initial value from
 
 
 def initial_values(latents, sizes, cfg: SamplerConfig, key, prior=None) -> list[np.ndarray]:
     """Initial unconstrained values, [chains, *shape] at the true (unpadded) sizes: uniform in (-2, 2) as
-    Stan, zeros (`--init 0`), or a prior draw (`--init prior`: `prior(key)` gives unconstrained parts;
-    latents with an improper Flat/HalfFlat prior fall back to uniform)."""
+    Stan, zeros (`--init 0`), a prior draw (`--init prior`: `prior(key, chains)` gives unconstrained parts;
+    latents with an improper Flat/HalfFlat prior fall back to uniform), or a Pathfinder draw per chain
+    (`--init pathfinder`: `prior` is then `pathfinder.pathfinder_sampler`'s, for every latent)."""
     chains = cfg.chains
     dtype = float_dtype()
     out = []
     k_prior, k_unif = jax.random.split(key)
-    drawn = prior(k_prior, chains) if (cfg.init == "prior" and prior is not None) else None
+    drawn = prior(k_prior, chains) if (cfg.init in ("prior", "pathfinder") and prior is not None) else None
     keys = jax.random.split(k_unif, max(1, len(latents)))
     for j, (v, k) in enumerate(zip(latents, keys)):
         shape = (chains,) + unconstrained_shape(v.support, [sizes[d] for d in v.phys])
         if str(cfg.init) == "0":
             out.append(np.zeros(shape, dtype))
-        elif drawn is not None and not is_flat(v):
+        elif drawn is not None and (cfg.init == "pathfinder" or not is_flat(v)):
             out.append(np.asarray(drawn[j], dtype).reshape(shape))
         else:
             out.append(np.asarray(jax.random.uniform(k, shape, dtype, -2.0, 2.0)))
@@ -39,6 +41,16 @@ def initial_values(latents, sizes, cfg: SamplerConfig, key, prior=None) -> list[
 def is_flat(var) -> bool:
     """Whether a latent has an improper prior (nothing to draw from)."""
     return var.dist is not None and var.dist.spec.name in FLAT
+
+
+def start_sampler(program: Program, bound: BoundData, cfg: SamplerConfig):
+    """What `initial_values` draws from (its `prior`): prior draws for `--init prior`, Pathfinder's for
+    `--init pathfinder` (a user error if BlackJAX is not installed), None otherwise."""
+    if cfg.init == "prior":
+        return prior_sampler(program, bound)
+    if cfg.init == "pathfinder":
+        return pathfinder_sampler(program, bound)
+    return None
 
 
 def prior_sampler(program: Program, bound: BoundData):

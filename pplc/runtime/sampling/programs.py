@@ -1,6 +1,7 @@
 """The per-device programs of a run: the init program and the block program (a scan of sampler iterations)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import jax
@@ -11,7 +12,7 @@ from jax.sharding import PartitionSpec as P
 from ..data.bind import BoundData
 from ..data.layout import Layout, Placement, spec_of
 from ..devices import spmd as spmd_lib
-from ..devices.mesh import DATA_AXIS
+from ..devices.mesh import CHAINS_AXIS, DATA_AXIS
 from ..program import Program
 from . import init as init_lib
 from . import stats as stats_lib
@@ -24,6 +25,20 @@ from .warmup import make_kernel
 # alike round-trip exactly, and objects in the kernel results (a momentum distribution) are rebuilt
 # only inside the per-device program.
 STACKED = P(DATA_AXIS)
+
+
+def stacked(mesh) -> P:
+    """The spec of the carried state's leaves: a leading axis over every device of the mesh (both axes of a mesh
+    of chain groups)."""
+    return P(tuple(mesh.axis_names)) if len(mesh.axis_names) > 1 else STACKED
+
+
+def group_keys(seed: int, groups: int) -> list:
+    """One key per chain group: the seed's key for group 0 (so that a run of one group is the plain run), the
+    seed's key folded with g for group g. Each group's initial values, momenta and every other random number
+    come from its own key alone."""
+    base = jax.random.PRNGKey(seed)
+    return [base] + [jax.random.fold_in(base, g) for g in range(1, groups)]
 
 
 def _stack(tree, treedef_box):
@@ -67,7 +82,12 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
     placement = Placement(program, layout, mesh, mode)
     local = layout.local
     axes = placement.shard_axes
-    chains = cfg.chains
+    groups = placement.groups
+    chains = cfg.group_chains  # the chains of one group: the batch of every device
+
+    def group_index():
+        """This device's chain group (traced: its place on the mesh's `chains` axis)."""
+        return jax.lax.axis_index(CHAINS_AXIS) if groups > 1 else 0
     block = block or default_block_size(cfg)
     stat_names = stats_lib.stat_names(cfg)
     treedef_box = {}  # the structure of the carried state, found when `init` is traced
@@ -86,8 +106,9 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
         kernel = make_kernel(target, cfg, list(z), latents, axes, layout.sizes)
         return kernel, constrain, padding
 
-    def init(z0, key, data, masks):
+    def init(z0, keys, data, masks):
         z0 = list(z0)
+        key = keys[group_index()]
         kernel, constrain, padding = setup(data, masks, z0)
         kr = kernel.bootstrap_results(z0)
         lp = stats_lib.initial_log_prob(kr, padding, z0)
@@ -102,6 +123,7 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
 
     def run_block(carry, keys, n_valid, data, masks):
         z_init, kr_init = _unstack(carry, treedef_box)
+        keys = keys[:, group_index()]  # [iterations, groups, 2] -> this group's keys
         kernel, constrain, padding = setup(data, masks, z_init)
 
         def body(state, i):
@@ -121,25 +143,39 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
         return _stack(state, treedef_box), out
 
     data_specs, mask_specs = placement.data_specs, placement.mask_specs
-    z_specs = placement.latent_specs(1)
-    stat_specs = {k: P() for k in stat_names}
-    draw_specs = (placement.latent_specs(2), {v.name: spec_of(v.phys, layout, lead=2) for v in outputs}, stat_specs)
-    init_fn = spmd_lib.spmd(init, mesh, (z_specs, P(), data_specs, mask_specs), (STACKED, P(), P(), z_specs), mode)
+    # Per-chain arrays are split over the chain groups (on a mesh of several), replicated over a group's devices;
+    # the keys of every group go to every device, which takes its group's.
+    z_specs = placement.latent_specs(1, chains_at=0)
+    per_chain = placement.chains_spec(1, 0)
+    stat_specs = {k: placement.chains_spec(2, 1) for k in stat_names}
+    draw_specs = (placement.latent_specs(2, chains_at=1),
+                  {v.name: spec_of(v.phys, layout, lead=2, chains_at=1 if groups > 1 else None) for v in outputs},
+                  stat_specs)
+    carry_spec = stacked(mesh)
+    init_fn = spmd_lib.spmd(init, mesh, (z_specs, P(), data_specs, mask_specs),
+                            (carry_spec, per_chain, per_chain, z_specs), mode)
     # One program for warmup and sampling blocks (one compilation); warmup keeps only the statistics.
-    block_fn = spmd_lib.spmd(run_block, mesh, (STACKED, P(), P(), data_specs, mask_specs),
-                             (STACKED, draw_specs), mode)
+    block_fn = spmd_lib.spmd(run_block, mesh, (carry_spec, P(), P(), data_specs, mask_specs),
+                             (carry_spec, draw_specs), mode)
 
-    key = jax.random.PRNGKey(cfg.seed)
-    init_key, run_key, step_key = jax.random.split(key, 3)
+    split = [jax.random.split(k, 3) for k in group_keys(cfg.seed, groups)]  # (init, run, step) per group
     data = placement.data(bound)
-    prior = init_lib.prior_sampler(program, bound) if cfg.init == "prior" else None
+    prior = init_lib.start_sampler(program, bound, cfg)
+    group_cfg = dataclasses.replace(cfg, chains=chains)
 
     def redraw(attempt: int):
-        """Initial values at the true sizes (so every device count starts alike), padded for the mesh."""
-        k = init_key if attempt == 0 else jax.random.fold_in(init_key, attempt)
-        z = init_lib.initial_values(latents, bound.sizes, cfg, k, prior)
+        """Initial values at the true sizes (so every device count starts alike), padded for the mesh: each
+        group's from its own key, chains of group 0 first."""
+        z = []
+        for init_key, _, _ in split:
+            k = init_key if attempt == 0 else jax.random.fold_in(init_key, attempt)
+            z.append(init_lib.initial_values(latents, bound.sizes, group_cfg, k, prior))
+        z = [np.concatenate(parts, axis=0) for parts in zip(*z)]
         return [layout.pad(x, v.phys, axis0=1) for x, v in zip(z, latents)]
 
-    keys = np.asarray(jax.random.split(run_key, cfg.warmup + cfg.draws))
+    # One PRNG key per iteration and group: [iterations, groups, 2].
+    keys = np.stack([np.asarray(jax.random.split(run_key, cfg.warmup + cfg.draws)) for _, run_key, _ in split],
+                    axis=1)
+    step_keys = np.stack([np.asarray(step_key) for _, _, step_key in split])
     return Programs(init_fn, block_fn, data, placement.masks(), redraw(0), block, keys, redraw,
-                    lambda z: placement.place(z, z_specs), np.asarray(step_key), placement.data)
+                    lambda z: placement.place(z, z_specs), step_keys, placement.data)

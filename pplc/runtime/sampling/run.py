@@ -11,12 +11,13 @@ import numpy as np
 from ...dsl.diagnostics import Diagnostic, PPLError
 from ..data.bind import BoundData
 from ..data.layout import Layout, Placement
+from ..devices import distributed
 from ..program import Program
 from . import checkpoint as checkpoint_lib
 from . import hostloop
 from .config import SamplerConfig, float_dtype
 from .init import init_chains
-from .programs import STACKED, build
+from .programs import build, stacked
 
 
 def compiled_block_size(program: Program, layout: Layout, cfg: SamplerConfig) -> int:
@@ -24,7 +25,7 @@ def compiled_block_size(program: Program, layout: Layout, cfg: SamplerConfig) ->
     host loop runs blocks of adaptive length up to it (see `hostloop.BlockSizer`)."""
     per_chain = sum(int(np.prod([layout.local[d] for d in v.phys]))
                     for v in program.latents + program.outputs) + 16  # + the statistics
-    return hostloop.max_block(cfg.warmup, cfg.draws, cfg.chains * per_chain * 8)
+    return hostloop.max_block(cfg.warmup, cfg.draws, cfg.group_chains * per_chain * 8)
 
 
 def sample(program: Program, bound: BoundData, layout: Layout, mesh, cfg: SamplerConfig, mode: str = "shard_map",
@@ -44,6 +45,13 @@ def sample(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sample
     if mode != "shard_map" and jax.process_count() > 1:
         raise PPLError(Diagnostic("--spmd pmap runs on the devices of one process; several processes need "
                                   "--spmd shard_map (the default)"))
+    groups = Placement(program, layout, mesh, mode).groups
+    if groups != cfg.chain_groups:
+        raise PPLError(Diagnostic(f"--chain-groups {cfg.chain_groups}, but the mesh has {groups} chain groups",
+                                  hint="build the mesh with `data.on_mesh(..., groups=cfg.chain_groups)`"))
+    if mode != "shard_map" and groups > 1:
+        raise PPLError(Diagnostic("--spmd pmap runs on a one-axis mesh; --chain-groups needs --spmd shard_map "
+                                  "(the default)"))
     compiled_block = block or compiled_block_size(program, layout, cfg)
     fp = saved = None
     if checkpoint:
@@ -51,10 +59,19 @@ def sample(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sample
         if resume and os.path.exists(checkpoint):
             saved = checkpoint_lib.load(checkpoint)
             checkpoint_lib.check(saved, checkpoint, fp)  # before any tracing: a mismatch is refused at once
+        if resume:  # several processes must all go on from the same iteration (or all start afresh)
+            found = distributed.gather(-1 if saved is None else saved.iteration)
+            if len(set(found)) > 1:
+                raise PPLError(Diagnostic(
+                    f"cannot resume from {checkpoint}: the processes read different checkpoints (iteration by "
+                    f"process, -1 for none: {', '.join(map(str, found))})",
+                    hint="every process must read the same checkpoint file: put it on a file system they share"))
     progs = build(program, bound, layout, mesh, cfg, mode, compiled_block)
     if log:
         log(f"sampling: {cfg.chains} chain{'s' if cfg.chains > 1 else ''} x ({cfg.warmup} warmup + {cfg.draws} "
-            f"draws), {cfg.describe()}, {layout.ndev} device{'s' if layout.ndev > 1 else ''}"
+            f"draws), {cfg.describe()}, "
+            + (f"{groups} chain groups x " if groups > 1 else "")
+            + f"{layout.ndev} device{'s' if layout.ndev > 1 else ''}"
             f"{', float64' if float_dtype() == jnp.float64 else ''}")
     t0 = time.time()
     carry, _ = init_chains(progs, program, bound, layout, cfg)
@@ -69,7 +86,7 @@ def sample(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sample
     placement = Placement(program, layout, mesh, mode)
 
     def place(leaves):
-        return placement.place(leaves, [STACKED] * len(leaves))
+        return placement.place(leaves, [stacked(mesh)] * len(leaves))
 
     def assemble(res):
         out = {}
@@ -81,7 +98,8 @@ def sample(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sample
         trace = {k: np.swapaxes(x, 0, 1) for k, x in (res.stats or {}).items()}
         if res.warm is not None:
             trace.update({f"warmup_{k}": np.swapaxes(x, 0, 1) for k, x in res.warm.items()})
-        timing = dict(res.timing, total_s=time.time() - t0, startup_s=startup_s, devices=layout.ndev)
+        timing = dict(res.timing, total_s=time.time() - t0, startup_s=startup_s, devices=layout.ndev * groups,
+                      chain_groups=groups)
         return out, trace, timing
 
     try:
