@@ -102,8 +102,14 @@ class Model:
         arrays = dict(bound.arrays)
         for v in self.ir.inputs:  # observed arrays not given: placeholders, the prior draws them
             arrays.setdefault(v.name, np.zeros([bound.sizes[d] for d in v.phys], data_lib.DTYPES[v.dtype]))
-        draw = self.program.unsharded_model(arrays, bound.sizes).sample(seed=jax.random.PRNGKey(seed))
-        values = {k: np.asarray(v) for k, v in self.program.by_name(draw).items()}
+        sizes = bound.sizes
+
+        def draw(key, arrays):  # one compiled program (TFP's sampler op by op would compile each op)
+            return self.program.by_name(self.program.unsharded_model(arrays, sizes).sample(seed=key))
+
+        terms = {v.name for v in self.ir.of_kind("target")}  # `target +=` sites: no values of their own
+        values = {k: np.asarray(v) for k, v in jax.jit(draw)(jax.random.PRNGKey(seed), arrays).items()
+                  if k not in terms}
         latents = {n: values[n] for n in self.latents}
         extra = self.module.derived(latents, arrays, bound.sizes, self.program.all_true_masks(bound.sizes), [])
         values.update({k: np.asarray(v) for k, v in extra.items()})

@@ -1,5 +1,5 @@
-"""Test setup: 8 host CPU devices (before JAX starts its backend), a temporary compilation cache, paths, and the
-shared-data skip."""
+"""Test setup: 8 host CPU devices (before JAX starts its backend), a temporary compilation cache, paths, the
+shared-data skip, and lines for the run's summary."""
 import atexit
 import os
 import shutil
@@ -23,6 +23,20 @@ import pytest  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+
+
+_SUMMARY: list[str] = []  # lines for the end of the run (printed with -q too), e.g. the seed a random test drew
+
+
+def note_in_summary(line: str) -> None:
+    """Print `line` (once) at the end of the run: how to draw a random test's examples again, pass or fail."""
+    if line not in _SUMMARY:
+        _SUMMARY.append(line)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _SUMMARY:
+        terminalreporter.write_line(line)
 
 
 def shared_path(*parts):

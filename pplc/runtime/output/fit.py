@@ -112,10 +112,23 @@ class Fit:
                     self.log_likelihood = loglik.pointwise_log_likelihood(self.program, self.draws, data)
         return self.log_likelihood
 
+    def replicated(self, seed: int = 0) -> dict:
+        """Replicated data (posterior predictive draws) of every observed site: name -> [chains, draws, *shape]
+        (see `pplc.runtime.replicate`); {} without the model's program and data, or when too large to keep."""
+        if self.program is None or not self.observed or not self.draws:
+            return {}
+        lead = int(np.prod(np.shape(next(iter(self.draws.values())))[:2]))
+        if lead * sum(np.size(v) for v in self.observed.values()) > loglik.MAX_ELEMENTS:
+            return {}
+        from ..replicate import replicate
+
+        return replicate(self.program, self.draws, dict(self.constant, **self.observed), seed=seed)
+
     def to_arviz(self):
         """An ArviZ InferenceData: `posterior` (latents, deterministics and tracked quantities), `sample_stats`
         (lp, acceptance_rate, step_size, n_steps, diverging, tree_depth, energy, ...), `warmup_sample_stats`,
-        `log_likelihood` (pointwise, per observed element: for `az.loo`, `az.waic`, `az.compare`), and
+        `log_likelihood` (pointwise, per observed element: for `az.loo`, `az.waic`, `az.compare`),
+        `posterior_predictive` (replicated data: for `az.plot_ppc`), and
         `observed_data` and `constant_data` when the fit knows its data."""
         from .az import arviz
 
@@ -138,6 +151,10 @@ class Fit:
                              observed_data={k: np.asarray(v) for k, v in self.observed.items()} or None,
                              constant_data={k: np.asarray(v) for k, v in self.constant.items()} or None,
                              dims=dims, attrs=attrs, **kwargs)
+        rep = self.replicated()
+        if rep:  # y_rep: the observed sites drawn anew at each posterior draw (az.plot_ppc)
+            idata.add_groups(posterior_predictive=az.dict_to_dataset(
+                rep, dims={k: dims[k] for k in rep if k in dims and len(dims[k]) == np.ndim(rep[k]) - 2}))
         if ll:  # its own dims: an observed site's, less any event dims (a Dirichlet's last)
             ll_dims = {k: dims.get(k, [])[:np.ndim(v) - 2] for k, v in ll.items()}
             ll_dims = {k: d for k, d in ll_dims.items() if len(d) == np.ndim(ll[k]) - 2}

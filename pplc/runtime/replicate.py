@@ -1,0 +1,56 @@
+"""Replicated data: each observed site drawn anew given each posterior draw (ArviZ's posterior_predictive group)."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import data as data_lib
+from .predict import _flat_draws
+from .program import Program
+
+# Work per jitted call: draws x replicated elements kept under this.
+CHUNK_ELEMENTS = 1 << 24
+
+
+def replicate(program: Program, draws: dict, data, seed: int = 0, chunk: int | None = None) -> dict:
+    """y_rep for every observed site y: name -> [chains, draws, *shape], one replicate per posterior draw
+    (`draws`: name -> [chains, draws, *shape], as in a Fit), drawn from the unsharded model on one device with
+    every latent set to the draw's value. The data may leave out the observed arrays (their sizes must be known)."""
+    import jax
+
+    observed = program.observed
+    if not observed or not program.latents:
+        return {}
+    bound = data_lib.bind_program(program, data, allow_missing=True)
+    sizes = bound.sizes
+    lead, flat = _flat_draws(program.latents, draws, sizes)
+    n_draws = int(np.prod(lead))
+    arrays = dict(bound.arrays)
+    for v in observed:  # placeholders: their sizes only matter
+        arrays.setdefault(v.name, np.zeros([sizes[d] for d in v.phys], data_lib.DTYPES[v.dtype]))
+    wanted = [v.name for v in observed]
+    per_draw = max(1, sum(int(np.prod([sizes[d] for d in v.phys])) for v in observed))
+    chunk = chunk or max(1, min(n_draws, CHUNK_ELEMENTS // per_draw))
+
+    def draw_chunk(values, keys, data):
+        jd = program.unsharded_model(data, sizes)
+        names = list(program.by_name({site: None for site in jd.dtype._fields}))  # .ppl names, in site order
+
+        def one(vals, key):
+            x = jd.sample(seed=key, value=[vals.get(n) for n in names])
+            return {n: x[i] for i, n in enumerate(names) if n in wanted}
+
+        return jax.vmap(one)(values, keys)
+
+    step = jax.jit(draw_chunk)
+    keys = jax.random.split(jax.random.PRNGKey(seed), n_draws)
+    parts = []
+    for start in range(0, n_draws, chunk):
+        idx = np.minimum(np.arange(start, start + chunk), n_draws - 1)  # the last chunk repeats its last draw
+        out = step({k: x[idx] for k, x in flat.items()}, keys[idx], arrays)
+        keep = min(chunk, n_draws - start)
+        parts.append({k: np.asarray(x)[:keep] for k, x in out.items()})
+    out = {n: np.concatenate([p[n] for p in parts]).reshape(lead + parts[0][n].shape[1:]) for n in wanted}
+    for v in observed:  # counts, classes and 0/1 as the data hold them
+        if v.dist.spec.discrete:
+            out[v.name] = out[v.name].astype(data_lib.DTYPES[v.dtype])
+    return out

@@ -1,0 +1,43 @@
+"""Replicated data (issue 13's predictive checks): each observed site drawn anew at each posterior draw, in the
+ArviZ posterior_predictive group, checked against a conjugate model's closed form."""
+
+import numpy as np
+import pytest
+
+import pplc
+
+POISSON = "data y: int[n]\nlam ~ Gamma(2, 1)\nplate n sharded over devices {\n  y ~ Poisson(lam)\n}\n"
+
+
+@pytest.fixture(scope="module")
+def fit():
+    y = np.random.default_rng(1).poisson(3.0, size=40)
+    model = pplc.compile(POISSON, "poisson.ppl")
+    return y, model.sample({"y": y}, chains=2, warmup=200, draws=300, seed=0, progress=False)
+
+
+def test_replicated_counts_match_the_posterior_predictive_mean(fit):
+    y, f = fit
+    rep = f.replicated()["y"]
+    assert rep.shape == (2, 300, 40) and rep.dtype == np.int32 and rep.min() >= 0
+    # Gamma(2, 1) prior, Poisson likelihood: lam | y ~ Gamma(2 + sum y, 1 + n), and E[mean(y_rep)] = E[lam]
+    n, total = len(y), y.sum()
+    e_lam, var_lam = (2 + total) / (1 + n), (2 + total) / (1 + n) ** 2
+    per_draw = rep.reshape(-1, n).mean(axis=1)
+    sd_of_mean = np.sqrt((e_lam / n + var_lam) / 150)  # at least 150 effective draws of 600
+    assert abs(per_draw.mean() - e_lam) < 4 * sd_of_mean
+    assert per_draw.var() == pytest.approx(e_lam / n + var_lam, rel=0.35)
+
+
+def test_the_posterior_predictive_group_feeds_arviz_plot_ppc(fit, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import arviz as az
+
+    y, f = fit
+    idata = f.to_arviz()
+    assert "posterior_predictive" in idata.groups()
+    assert idata.posterior_predictive["y"].shape == (2, 300, 40)
+    az.plot_ppc(idata)
+    matplotlib.pyplot.close("all")
