@@ -82,8 +82,10 @@ OBS_N = ["Normal", "Bernoulli_logits", "Bernoulli_probs", "Poisson_log_rate", "P
 # each), and the observation a piece needs.
 PIECES = ["sharded over devices", "plate m", "plate j", "Dirichlet", "Categorical", "Bernoulli", "Poisson",
           "HalfNormal", "Exponential", "Gamma", "LogNormal", "StudentT", "Beta", "InverseGamma", "Cauchy", "Uniform",
-          "Laplace", "eta =", "xc =", "sd =", "data q", "e: real[k]", "  r ~", "  u ~", "beta[g]"]
-NEEDS_OBS = {"Dirichlet": ("Categorical_probs",), "  r ~": ("Normal",),
+          "Laplace", "eta =", "xc =", "sd =", "data q", "e: real[k]", "  r ~", "  u ~", "beta[g]",
+          # issue 10's constructs: bounds, target +=, slices, ordered and multivariate latents
+          "real<lower=", "target +=", "[1:]", "ordered[2]", "MultivariateNormalTriL"]
+NEEDS_OBS = {"Dirichlet": ("Categorical_probs",), "  r ~": ("Normal",), "[1:]": ("Normal",),
              "beta[g]": ("Normal", "Bernoulli", "Poisson")}
 
 
@@ -180,6 +182,14 @@ def model_specs(draw, piece: str | None = None) -> ModelSpec:
         lines.append(f"l{i} ~ {pick(LEAF_DISTS)}")
     if has_q:
         lines.append(f"q ~ Normal({draw(st.sampled_from(locs))}, {draw(st.sampled_from(scales))})")
+    if flag("real<lower="):  # a bounded latent (its prior truncated), its bound a number or a latent
+        bound = draw(st.sampled_from(["0", "-1", locs[0]]))
+        upper = draw(st.sampled_from(["", f", upper={bound} + 3"]))
+        lines.append(f"b0: real<lower={bound}{upper}> ~ {_fill(pick(REAL_DISTS[:3]), draw, locs, scales)}")
+        locs.append("b0")
+    if flag("ordered[2]"):
+        lines.append(f"o: ordered[2] ~ Normal({draw(st.sampled_from(locs))}, 2)")
+        locs.append("(o[1] - o[0])")
 
     # Global vector latents over the features.
     beta = flag("beta[g]") or family != "Categorical"
@@ -220,6 +230,13 @@ def model_specs(draw, piece: str | None = None) -> ModelSpec:
         terms.append(draw(st.sampled_from([f"{xname} @ e", "mean(e)", f"sum({xname} * e)"])))
     if draw(st.booleans()):
         terms.append(f"{xname}[0]")
+    if k >= 2 and family == "Normal" and flag("[1:]"):  # a slice of the item: dim `k-1`
+        terms.append(f"sum({xname}[1:] * {xname}[:-1])")
+    if flag("target +="):  # a term per item, summed across devices with padded items left out
+        lines.append(f"  target += Normal({draw(st.sampled_from(locs))}, 2).log_prob({xname}[0])")
+    if flag("MultivariateNormalTriL"):  # a multivariate latent per item of n (sharded with it)
+        lines.append(f"  mv: real[k] ~ MultivariateNormalTriL(rep(0, k), diag(rep({draw(st.sampled_from(scales))}, k)))")
+        terms.append("0.3 * mean(mv)")
     if gather and beta:
         terms.append("beta[g]")
     scale = draw(st.sampled_from(scales + ["1.5"]))
@@ -256,7 +273,7 @@ def model_specs(draw, piece: str | None = None) -> ModelSpec:
 
 # ----------------------------------------------------------------------------- helpers
 MOVES = {"real": lambda x: x + 0.3, "positive": lambda x: x * 1.3, "unit": np.sqrt,
-         "simplex": lambda x: np.sqrt(x) / np.sum(np.sqrt(x), axis=-1, keepdims=True)}
+         "simplex": lambda x: np.sqrt(x) / np.sum(np.sqrt(x), axis=-1, keepdims=True), "ordered": lambda x: x + 0.3}
 
 
 def _second_state(model: pplc.Model, params: dict) -> dict:
