@@ -162,6 +162,14 @@ class ParamDecl(Definition):
 
 
 @dataclass(frozen=True)
+class FunctionDef(Definition):
+    """`def NAME(PARAMS) = EXPR`: a pure function of the model, inlined at each call (shapes checked there)."""
+
+    params: tuple[str, ...]
+    body: Expr
+
+
+@dataclass(frozen=True)
 class Target(Stmt):
     """`target += EXPR`: a term added to the log density."""
 

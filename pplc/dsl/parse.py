@@ -41,6 +41,13 @@ class ToAst(Transformer):
     data_decl, const_decl, sample_stmt, assign_stmt, track_stmt, param_decl = map(
         _definition, (ast.DataDecl, ast.ConstDecl, ast.Sample, ast.Assign, ast.Track, ast.ParamDecl))
 
+    def def_stmt(self, meta, items):
+        name, params, body = items
+        return ast.FunctionDef(_span(meta), str(name), _tok_span(name), tuple(params or ()), body)
+
+    def def_params(self, meta, items):
+        return [str(i) for i in items]
+
     def target_stmt(self, meta, items):
         return ast.Target(_span(meta), items[0])
 

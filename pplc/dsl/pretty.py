@@ -98,6 +98,8 @@ def statement(s: ast.Stmt, indent: str = "") -> list[str]:
         return [f"{indent}track {s.name} = {expr(s.value)}"]
     if isinstance(s, ast.ParamDecl):
         return [f"{indent}{s.name}: {type_(s.type)}"]
+    if isinstance(s, ast.FunctionDef):
+        return [f"{indent}def {s.name}({', '.join(s.params)}) = {expr(s.body)}"]
     if isinstance(s, ast.Target):
         return [f"{indent}target += {expr(s.value)}"]
     if isinstance(s, ast.Plate):

@@ -8,6 +8,7 @@ from .. import ir
 from .arguments import ArgumentChecker
 from .blocks import BlockChecker
 from .dist_functions import DistFunctionChecker
+from .functions import FunctionChecker
 from .matrices import MatrixChecker
 from .slices import SliceChecker
 from .base import MAX_DEPTH, Reported, expressions_of, nesting_depth, walk_statements
@@ -18,7 +19,7 @@ from .shapes import ExpressionChecker
 from .statements import StatementChecker
 
 
-class Checker(StatementChecker, BlockChecker, ConstChecker, DistFunctionChecker, SliceChecker, MatrixChecker,
+class Checker(StatementChecker, BlockChecker, FunctionChecker, ConstChecker, DistFunctionChecker, SliceChecker, MatrixChecker,
               ArgumentChecker,
               PlacementChecker, NameChecker, ExpressionChecker):
     """Walks the AST once, in order, building IR variables; collects every independent error.
@@ -38,6 +39,8 @@ class Checker(StatementChecker, BlockChecker, ConstChecker, DistFunctionChecker,
         self.dim_first_use: dict[str, Span] = {}
         # Names whose statement had an error (already reported): uses of them are not errors again.
         self.failed: set[str] = set()
+        self.functions: dict[str, ast.FunctionDef] = {}  # user functions, by name
+        self.inlining: list[str] = []  # the user functions being expanded (to refuse recursion)
         self.data_decl_dims = {d.name for st in walk_statements(program.statements) if isinstance(st, ast.DataDecl)
                                for d in st.type.dims if d.name}
 
@@ -78,6 +81,8 @@ class Checker(StatementChecker, BlockChecker, ConstChecker, DistFunctionChecker,
                 self._param(stmt, ctx)
             elif isinstance(stmt, ast.Target):
                 self._target(stmt, ctx)
+            elif isinstance(stmt, ast.FunctionDef):
+                self._function_def(stmt, ctx)
             elif isinstance(stmt, ast.Plate):
                 self._plate(stmt, ctx)
         except Reported:

@@ -214,6 +214,8 @@ class ExpressionChecker:
 
     def _call(self, e: ast.Call, ctx):
         f = e.func
+        if f in self.functions:
+            return self._user_call(e, ctx)
         if f in DISTRIBUTIONS:
             self.sink.error(f"distribution `{f}` can only follow `~`", e.func_span)
             raise Reported
