@@ -41,3 +41,15 @@ def test_the_posterior_predictive_group_feeds_arviz_plot_ppc(fit, tmp_path):
     assert idata.posterior_predictive["y"].shape == (2, 300, 40)
     az.plot_ppc(idata)
     matplotlib.pyplot.close("all")
+
+
+def test_pplc_plot_ppc_draws_the_check_of_a_saved_fit(fit, tmp_path):
+    from pplc import cli
+
+    _, f = fit
+    path = str(tmp_path / "fit.nc")
+    f.save(path)
+    out = tmp_path / "plots"
+    assert cli.main(["plot", path, "--ppc", "-o", str(out)]) == 0
+    assert (out / "ppc_y.png").stat().st_size > 1000
+    assert cli.main(["plot", str(tmp_path / "missing.npz"), "--ppc", "-o", str(out)]) != 0

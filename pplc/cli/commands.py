@@ -238,6 +238,8 @@ def _loo(args) -> int:
 
 def _plot(args) -> int:
     paths = plots.plot(_fit_file(args.fit), args.output, elements=args.elements)
+    if args.ppc:
+        paths += plots.ppc_plot(args.fit, args.output)
     print(f"wrote {len(paths)} plots to {args.output}: " + ", ".join(os.path.basename(p) for p in paths),
           file=sys.stderr)
     return 0

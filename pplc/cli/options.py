@@ -144,6 +144,8 @@ def _fit_parsers(sub) -> None:
     g.add_argument("-o", "--output", default="plots", help="output folder (default plots)")
     g.add_argument("--elements", type=int, default=6,
                    help="elements plotted per array (worst R-hat first; default 6)")
+    g.add_argument("--ppc", action="store_true",
+                   help="also ArviZ's posterior predictive check of each observed site (a fit written as .nc)")
 
 
 def _loo_parser(sub) -> None:

@@ -133,3 +133,30 @@ def plot(fit, outdir: str, elements: int = 6) -> list[str]:
         paths.append(series_plot("step size", tr["step_size"], outdir, tr.get("warmup_step_size"),
                                  "step size (log scale)", "step_size.png", log=True))
     return paths
+
+
+def ppc_plot(path: str, outdir: str) -> list[str]:
+    """ArviZ's posterior predictive check (`az.plot_ppc`: replicated against observed densities) of a fit written
+    as `.nc` by `pplc run --out fit.nc` (its posterior_predictive and observed_data groups), one PNG per site."""
+    from .az import arviz
+
+    if not path.endswith(".nc"):
+        raise PPLError(Diagnostic(f"--ppc reads a fit written as .nc (with its replicated data), not {path}",
+                                  hint="run with `--out fit.nc`"))
+    idata = arviz().from_netcdf(path)
+    if "posterior_predictive" not in idata.groups() or "observed_data" not in idata.groups():
+        raise PPLError(Diagnostic(f"{path} has no replicated data (posterior_predictive group) to check",
+                                  hint="the fit needs its model's observed data: `pplc run ... --out fit.nc`"))
+    os.makedirs(outdir, exist_ok=True)
+    plt = pyplot()
+    paths = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for name in idata.posterior_predictive.data_vars:
+            if name not in idata.observed_data.data_vars:
+                continue
+            ax = arviz().plot_ppc(idata, var_names=[name], num_pp_samples=min(100, idata.posterior.sizes["draw"]))
+            fig = (ax.ravel()[0] if hasattr(ax, "ravel") else ax).figure
+            paths.append(save_png(fig, os.path.join(outdir, f"ppc_{_safe(name)}.png")))
+            plt.close(fig)
+    return paths
