@@ -234,6 +234,29 @@ class Model:
             return variational_lib.variational(ld, bound, algorithm, draws, iterations, seed, learning_rate,
                                                grad_samples, init=init, model_name=os.path.basename(self.filename))
 
+    def sample_prior_predictive(self, data=None, chains: int = 4, draws: int = 1000, seed: int = 0) -> Fit:
+        """Draws from the prior and the prior predictive (`pplc run --prior`): a Fit whose `draws` are prior draws
+        of the latents, deterministics and tracked values and whose `prior_predictive` holds the observed sites'
+        draws ([chains, draws, *shape]); `to_arviz()` gives ArviZ's `prior` and `prior_predictive` groups. The
+        data may leave out the observed arrays."""
+        import time
+
+        from .runtime.replicate import prior_draws
+
+        start = time.time()
+        bound = _as_data(self.program, data, allow_missing=True)
+        values, predictive = prior_draws(self.program, bound, chains, draws, seed)
+        tracks = [v.name for v in self.ir.of_kind("track")]
+        observed = {k: np.asarray(bound.arrays[k]) for k in self.module.OBSERVED if k in bound.arrays}
+        constant = {k: np.asarray(x) for k, x in bound.arrays.items() if k not in observed}
+        dims = {v.name: list(v.phys) for v in self.ir.variables
+                if v.name in values or v.name in predictive or v.name in observed}
+        meta = {"method": "prior", "config": {"chains": chains, "draws": draws, "seed": seed}, "tracked": tracks,
+                "notes": ["prior draws (pplc run --prior): no data enter them"], "model_file": self.filename}
+        return Fit(values, {}, {"total_seconds": time.time() - start}, os.path.basename(self.filename),
+                   program=self.program, dims=dims, meta=meta, observed=observed, constant=constant,
+                   prior_predictive=predictive)
+
     def _fit(self, draws_, trace, timing, cfg, bound, notes=()) -> Fit:
         """The Fit of a run: tracked quantities moved to the trace; dims, config and observed data kept."""
         import dataclasses

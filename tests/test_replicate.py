@@ -53,3 +53,30 @@ def test_pplc_plot_ppc_draws_the_check_of_a_saved_fit(fit, tmp_path):
     assert cli.main(["plot", path, "--ppc", "-o", str(out)]) == 0
     assert (out / "ppc_y.png").stat().st_size > 1000
     assert cli.main(["plot", str(tmp_path / "missing.npz"), "--ppc", "-o", str(out)]) != 0
+
+
+def test_prior_and_prior_predictive_draws_match_the_closed_form(tmp_path):
+    """`pplc run --prior`: lam ~ Gamma(2, 1) has mean 2 and sd sqrt(2); y_rep's mean is E[lam] too."""
+    from pplc import cli
+
+    model = pplc.compile(POISSON, "poisson.ppl")
+    fit = model.sample_prior_predictive({"y": np.zeros(30, int)}, chains=4, draws=500, seed=2)
+    lam, y = fit.draws["lam"], fit.prior_predictive["y"]
+    assert lam.shape == (4, 500) and y.shape == (4, 500, 30) and y.dtype == np.int32
+    assert abs(lam.mean() - 2) < 4 * np.sqrt(2 / 2000) and lam.std() == pytest.approx(np.sqrt(2), rel=0.1)
+    assert abs(y.mean() - 2) < 4 * np.sqrt((2 + 2 / 30) / 2000)
+    idata = fit.to_arviz()
+    assert {"prior", "prior_predictive"} <= set(idata.groups()) and "posterior" not in idata.groups()
+    data = tmp_path / "d.json"
+    data.write_text('{"y": [1, 2, 3]}')
+    out = tmp_path / "prior.npz"
+    assert cli.main(["run", str(_write(tmp_path)), "--prior", "--data", str(data),
+                     "--draws", "50", "--quiet", "--out", str(out)]) == 0
+    saved = pplc.runtime.output.Fit.load(str(out))
+    assert saved.prior_predictive["y"].shape == (4, 50, 3) and saved.meta["method"] == "prior"
+
+
+def _write(tmp_path):
+    path = tmp_path / "poisson.ppl"
+    path.write_text(POISSON)
+    return path

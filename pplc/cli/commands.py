@@ -138,10 +138,18 @@ def _devices_note(args, model) -> None:
 def _run(args, model) -> int:
     _devices_note(args, model)
     declared = [v.name for v in model.ir.of_kind("data")]
-    if args.data is None and declared:
+    if args.data is None and declared and not args.prior:
         raise PPLError(Diagnostic(f"{args.model} declares data ({', '.join(f'`{n}`' for n in declared)}): "
                                   "give it with --data FILE", hint="a .npz or Stan-style .json file, arrays by name"))
     main = is_main_process()  # of several processes, process 0 alone writes and prints
+    if args.prior:  # prior and prior predictive draws: no sampler, no data needed but the sizes
+        fit = model.sample_prior_predictive(args.data, chains=args.chains, draws=args.draws, seed=args.seed)
+        if main:
+            fit.save(args.out)
+            if not args.quiet:
+                print(fit.summary())
+            print(f"wrote {args.out}", file=sys.stderr)
+        return distributed.agree(0)
     try:
         fit = model.sample(args.data, devices=args.devices, spmd=args.spmd, progress=not args.quiet and main,
                            matmul_precision=args.matmul_precision, checkpoint=args.checkpoint,

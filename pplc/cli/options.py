@@ -61,6 +61,9 @@ def _run_parser(sub) -> None:
     r.add_argument("--data", help=".npz or Stan-style .json data file (needed when the model declares data)")
     groups = {name: r.add_argument_group(title) for name, title in RUN_GROUPS.items()}
     sampler_options(groups)
+    groups["run"].add_argument("--prior", action="store_true",
+                               help="draw from the prior and the prior predictive instead of sampling the "
+                                    "posterior (--chains x --draws joint draws; the data need only give sizes)")
     out = groups["output"]
     out.add_argument("--out", default="fit.npz",
                      help="output: .npz (default fit.npz), or .nc for ArviZ InferenceData (netCDF); written atomically")

@@ -32,6 +32,9 @@ class Fit:
     observed: dict = field(default_factory=dict, repr=False)  # the observed data, when known (for ArviZ)
     constant: dict = field(default_factory=dict, repr=False)  # the other data, when known (ArviZ's constant_data)
     log_likelihood: dict | None = field(default=None, repr=False)  # name -> [chains, draws, *shape], when computed
+    # A prior run (`pplc run --prior`, meta["method"] == "prior"): `draws` are prior draws, and these the observed
+    # sites' prior predictive draws, name -> [chains, draws, *shape].
+    prior_predictive: dict = field(default_factory=dict, repr=False)
 
     def predict(self, data, per_draw: bool = False) -> Prediction:
         """The posterior predictive of the observed sites on `data` (see `pplc.runtime.predict.predict`)."""
@@ -53,6 +56,7 @@ class Fit:
         arrays.update({f"trace/{k}": v for k, v in self.trace.items()})
         arrays.update({f"observed/{k}": np.asarray(v) for k, v in self.observed.items()})
         arrays.update({f"constant/{k}": np.asarray(v) for k, v in self.constant.items()})
+        arrays.update({f"prior_predictive/{k}": np.asarray(v) for k, v in self.prior_predictive.items()})
         arrays["meta/json"] = np.array(json.dumps(self._meta_json()))
         save_npz(path, arrays)
 
@@ -89,14 +93,16 @@ class Fit:
                 raise PPLError(Diagnostic(
                     f"{path} is not a fit written by pplc (it has no meta/json: a data file?)",
                     hint="`pplc summary` and `pplc plot` read what `pplc run --out FIT` writes, not the data"))
-            groups = ("trace/", "meta/", "observed/", "constant/")
+            groups = ("trace/", "meta/", "observed/", "constant/", "prior_predictive/")
             draws = {k: f[k] for k in f.files if not k.startswith(groups)}
             trace = {k[6:]: f[k] for k in f.files if k.startswith("trace/")}
             observed = {k[9:]: f[k] for k in f.files if k.startswith("observed/")}
             constant = {k[9:]: f[k] for k in f.files if k.startswith("constant/")}
+            prior_pred = {k[17:]: f[k] for k in f.files if k.startswith("prior_predictive/")}
             meta = json.loads(str(f["meta/json"]))
         return cls(draws, trace, meta.get("timing", {}), meta.get("model_name", ""), program=program,
-                   dims=meta.get("dims", {}), meta=meta.get("meta", {}), observed=observed, constant=constant)
+                   dims=meta.get("dims", {}), meta=meta.get("meta", {}), observed=observed, constant=constant,
+                   prior_predictive=prior_pred)
 
     # ------------------------------------------------------------------ ArviZ
     def pointwise_log_likelihood(self) -> dict:
@@ -134,6 +140,8 @@ class Fit:
 
         az = arviz()
 
+        if self.meta.get("method") == "prior":
+            return self._prior_to_arviz(az)
         tracked = [k for k in self.meta.get("tracked", []) if k in self.trace]
         posterior = dict(self.draws)
         posterior.update({k: self.trace[k] for k in tracked})
@@ -161,6 +169,15 @@ class Fit:
             idata.add_groups(log_likelihood=az.dict_to_dataset(ll, dims=ll_dims))
         return idata
 
+    def _prior_to_arviz(self, az):
+        """A prior run as InferenceData: `prior` and `prior_predictive` groups (and the data)."""
+        known = set(self.draws) | set(self.prior_predictive) | set(self.observed) | set(self.constant)
+        dims = {k: _unique_dims(d) for k, d in self.dims.items() if k in known}
+        return az.from_dict(prior=dict(self.draws), prior_predictive=dict(self.prior_predictive) or None,
+                            observed_data={k: np.asarray(v) for k, v in self.observed.items()} or None,
+                            constant_data={k: np.asarray(v) for k, v in self.constant.items()} or None, dims=dims,
+                            attrs={"inference_library": "pplc", "pplc_meta": json.dumps(self._meta_json())})
+
     @classmethod
     def from_arviz(cls, idata, program: Program | None = None) -> Fit:
         """The Fit of an InferenceData written by `to_arviz` (other InferenceData: posterior and sample_stats)."""
@@ -174,7 +191,7 @@ class Fit:
         meta = json.loads(attrs["pplc_meta"]) if "pplc_meta" in attrs else {}
         info = meta.get("meta", {})
         tracked = set(info.get("tracked", []))
-        post = arrays("posterior")
+        post = arrays("posterior") or arrays("prior")
         order = list(meta.get("dims", {}))  # the model's order (netCDF lists variables sorted)
         post = dict(sorted(post.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
         draws = {k: v for k, v in post.items() if k not in tracked}
@@ -184,7 +201,8 @@ class Fit:
         ll = arrays("log_likelihood")
         return cls(draws, trace, meta.get("timing", {}), meta.get("model_name", ""), program=program,
                    dims=meta.get("dims", {}), meta=info, observed=arrays("observed_data"),
-                   constant=arrays("constant_data"), log_likelihood=ll or None)
+                   constant=arrays("constant_data"), log_likelihood=ll or None,
+                   prior_predictive=arrays("prior_predictive"))
 
     def summary(self, per_array: int = PER_ARRAY, sort: str = "index") -> str:
         """Per parameter element: mean, MCSE, sd, 5/50/95% quantiles, bulk and tail ESS and rank-normalised split

@@ -226,7 +226,9 @@ def summary_text(fit, per_array: int = PER_ARRAY, sort: str = "index") -> str:
     head = fit.model_name or "fit"
     if chains is not None:
         head += f": {chains} chain{'s' if chains != 1 else ''} x {ndraws} draws"
-        if cfg:
+        if meta.get("method") == "prior":
+            head += ", prior draws"
+        elif cfg:
             head += f" (after {cfg.get('warmup')} warmup), {cfg.get('sampler', '?').upper()}"
         if fit.timing.get("devices"):
             d = fit.timing["devices"]
