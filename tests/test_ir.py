@@ -141,7 +141,9 @@ def test_unconstrained_shapes_and_what_supports_mean_to_codegen_and_predict():
     assert unconstrained_shape(Support.REAL, ()) == ()
     assert {s: SUPPORTS[s].pad_value for s in Support} == {
         "real": "zero", "positive": "one", "unit": "half", "interval": "mean", "simplex": "mean", "binary": "zero",
-        "count": "zero", "bounded_count": "zero", "categorical": "zero"}
+        "count": "zero", "bounded_count": "zero", "categorical": "zero",
+        # declared bounds and ordered vectors: Bounded's and Ordered's `mean()`, a point inside (prelude)
+        "bounded": "mean", "ordered": "mean"}
     assert {s for s in Support if SUPPORTS[s].predict_kind != "means"} == {"binary", "categorical"}
     assert SUPPORTS[Support.CATEGORICAL].predict_kind == "class probabilities"
 
