@@ -26,17 +26,46 @@ SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 
 
 _SUMMARY: list[str] = []  # lines for the end of the run (printed with -q too), e.g. the seed a random test drew
+_NOTES: list[str] = []  # this process's lines, not yet attached to a test report
 
 
 def note_in_summary(line: str) -> None:
-    """Print `line` (once) at the end of the run: how to draw a random test's examples again, pass or fail."""
-    if line not in _SUMMARY:
-        _SUMMARY.append(line)
+    """Print `line` (once) at the end of the run: how to draw a random test's examples again, pass or fail. The
+    line travels in the test's report, so that it reaches the run's summary from pytest-xdist's workers too."""
+    _NOTES.append(line)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    report.user_properties.extend(("pplc_summary", line) for line in _NOTES)
+    _NOTES.clear()
+
+
+def pytest_runtest_logreport(report):
+    for key, line in report.user_properties:
+        if key == "pplc_summary" and line not in _SUMMARY:
+            _SUMMARY.append(line)
 
 
 def pytest_terminal_summary(terminalreporter):
     for line in _SUMMARY:
         terminalreporter.write_line(line)
+
+
+def pytest_configure(config):
+    """One seed for the run's random models, drawn here, so that pytest-xdist's workers (which inherit the
+    environment) all draw the same ones."""
+    if not hasattr(config, "workerinput") and not os.environ.get("PPLC_EQUIV_SEED"):
+        import random
+
+        os.environ["PPLC_EQUIV_SEED"] = str(random.SystemRandom().randrange(2**32))
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one test process per core, at most 4 (each holds JAX's compiled programs, ~1-2 GB)."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
 def shared_path(*parts):

@@ -3,7 +3,8 @@
 A Hypothesis strategy writes valid .ppl models: global latents (scalars and vectors) with several
 distributions and supports, latents inside plates, sharded and plain plates (a plain plate nested in a
 sharded one too), deterministics, transformed data with a reduction across the sharded dim, a gather
-(`beta[g]`), and Normal / Bernoulli / Poisson / Categorical observations of data arrays. For each model, the test draws
+(`beta[g]`), a square matrix (data `P` or latent `Q: real[k, k]`, with `@`, `.T`, `Q.T @ Q`, `diag`), and
+Normal / Bernoulli / Poisson / Categorical observations of data arrays. For each model, the test draws
 plate sizes that the device count divides or does not (then pplc pads and masks), takes the latents'
 values from `Model.sample_prior` (observed values too, so the data lies in the support), optionally
 adds a leading batch (chain) dim, and checks the sharded program against the unsharded model (devices=1).
@@ -85,7 +86,8 @@ PIECES = ["sharded over devices", "plate m", "plate j", "Dirichlet", "Categorica
           "HalfNormal", "Exponential", "Gamma", "LogNormal", "StudentT", "Beta", "InverseGamma", "Cauchy", "Uniform",
           "Laplace", "eta =", "xc =", "sd =", "data q", "e: real[k]", "  r ~", "  u ~", "beta[g]",
           # issue 10's constructs: bounds, target +=, slices, ordered and multivariate latents
-          "real<lower=", "target +=", "[1:]", "ordered[2]", "MultivariateNormalTriL"]
+          "real<lower=", "target +=", "[1:]", "ordered[2]", "MultivariateNormalTriL",
+          "real[k, k]"]  # a square matrix (data or latent) with `@`, `.T`, `Q.T @ Q`, `diag`
 NEEDS_OBS = {"Dirichlet": ("Categorical_probs",), "  r ~": ("Normal",), "[1:]": ("Normal",),
              "beta[g]": ("Normal", "Bernoulli", "Poisson")}
 
@@ -121,6 +123,8 @@ class ModelSpec:
             data["q"] = np.zeros((), np.float32)
         if "data g" in self.text:
             data["g"] = rng.integers(0, self.k, n).astype(np.int32)
+        if "data P" in self.text:
+            data["P"] = rng.uniform(-0.5, 0.5, (self.k, self.k)).astype(np.float32)
         return data
 
 
@@ -185,7 +189,7 @@ def model_specs(draw, piece: str | None = None) -> ModelSpec:
         lines.append(f"q ~ Normal({draw(st.sampled_from(locs))}, {draw(st.sampled_from(scales))})")
     if flag("real<lower="):  # a bounded latent (its prior truncated), its bound a number or a latent
         bound = draw(st.sampled_from(["0", "-1", locs[0]]))
-        upper = draw(st.sampled_from(["", f", upper={bound} + 3"]))
+        upper = draw(st.sampled_from(["", f", upper=({bound} + 3)"]))
         lines.append(f"b0: real<lower={bound}{upper}> ~ {_fill(pick(REAL_DISTS[:3]), draw, locs, scales)}")
         locs.append("b0")
     if flag("ordered[2]"):
@@ -205,6 +209,15 @@ def model_specs(draw, piece: str | None = None) -> ModelSpec:
         lines.append(f"c: real[classes] ~ Normal(0, {draw(st.sampled_from(['1'] + scales))})")
     if obs == "Categorical_probs":
         lines.append("pi ~ Dirichlet(alpha)")
+    square = None
+    if flag("real[k, k]"):  # a square matrix, data or latent, used per item below
+        square = draw(st.sampled_from(["P", "Q"]))
+        if square == "P":
+            lines.insert(2, "data P: real[k, k]")
+        else:
+            lines.append("Q: real[k, k] ~ Normal(0, 0.5)")
+        square = draw(st.sampled_from([square, f"{square}.T @ {square}", f"{square} @ {square}.T",
+                                       f"{square}.T + diag(rep({scales[0]}, k))"]))
 
     # Transformed data: centred features, the mean taken across the (possibly sharded) dim n.
     xname = "x"
@@ -229,6 +242,8 @@ def model_specs(draw, piece: str | None = None) -> ModelSpec:
         e_loc = draw(st.sampled_from(["0", "beta"] if beta else ["0"]))
         lines.append(f"  e: real[k] ~ Normal({e_loc}, 1)")
         terms.append(draw(st.sampled_from([f"{xname} @ e", "mean(e)", f"sum({xname} * e)"])))
+    if square:
+        terms.append(f"0.3 * dot({xname} @ ({square}), {xname})")
     if draw(st.booleans()):
         terms.append(f"{xname}[0]")
     if k >= 2 and family == "Normal" and flag("[1:]"):  # a slice of the item: dim `k-1`
@@ -454,7 +469,7 @@ def test_the_property_in_a_fresh_interpreter():
     suite in-process, fails this one test with the child's own output: its faulthandler stack, Hypothesis'
     falsifying example and the seed that draws the same models again."""
     env = dict(os.environ, PPLC_EQUIV_SEED=str(SEED), HYPOTHESIS_PROFILE=PROFILE)
-    cmd = [sys.executable, "-X", "faulthandler", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "slow",
+    cmd = [sys.executable, "-X", "faulthandler", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "-m", "slow",
            *PROPERTY]
     note_in_summary(DREW)
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
