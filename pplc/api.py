@@ -99,9 +99,7 @@ class Model:
         import jax
 
         bound = _as_data(self.program, data, allow_missing=True)
-        arrays = dict(bound.arrays)
-        for v in self.ir.inputs:  # observed arrays not given: placeholders, the prior draws them
-            arrays.setdefault(v.name, np.zeros([bound.sizes[d] for d in v.phys], data_lib.DTYPES[v.dtype]))
+        arrays = bound.with_placeholders(self.ir.inputs)  # observed arrays not given: the prior draws them
         sizes = bound.sizes
 
         def draw(key, arrays):  # one compiled program (TFP's sampler op by op would compile each op)

@@ -41,8 +41,8 @@ def describe(model: api.Model) -> str:
         lines.append(f"  {r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}".rstrip())
     dims = []
     for d in ir.dims:
-        how = {"data-scalar": "from the int data scalar", "derived": f"`{d.base}` less {d.offset}"}.get(
-            d.source, "from data shapes")
+        derived = f"`{d.base}` less {d.offset}" if (d.offset or 0) >= 0 else f"`{d.base}` plus {-d.offset}"
+        how = {"data-scalar": "from the int data scalar", "derived": derived}.get(d.source, "from data shapes")
         size = f" = {d.size}" if d.size is not None else f" ({how})"
         dims.append(f"{d.name}{size}{', sharded over devices' if d.sharded else ''}")
     lines.append("  dims: " + ("; ".join(dims) or "none"))

@@ -122,10 +122,8 @@ def predict(program: Program, draws: dict, data, per_draw: bool = False, chunk: 
     sizes = bound.sizes
     lead, flat = _flat_draws(latents, draws, sizes)
     n_draws = int(np.prod(lead))
-    arrays = dict(bound.arrays)
-    have = {v.name for v in observed if v.name in arrays}
-    for v in observed:  # placeholders, so that no site is sampled
-        arrays.setdefault(v.name, np.zeros([sizes[d] for d in v.phys], data_lib.DTYPES[v.dtype]))
+    have = {v.name for v in observed if v.name in bound.arrays}
+    arrays = bound.with_placeholders(observed)  # so that no site is sampled
     kinds = {v.name: SUPPORTS[Support(v.support)].predict_kind for v in observed}
 
     def shape_of(v):

@@ -30,9 +30,7 @@ def replicate(program: Program, draws: dict, data, seed: int = 0, chunk: int | N
     sizes = bound.sizes
     lead, flat = _flat_draws(program.latents, draws, sizes)
     n_draws = int(np.prod(lead))
-    arrays = dict(bound.arrays)
-    for v in observed:  # placeholders: their sizes only matter
-        arrays.setdefault(v.name, np.zeros([sizes[d] for d in v.phys], data_lib.DTYPES[v.dtype]))
+    arrays = bound.with_placeholders(observed)  # their sizes only matter
     wanted = [v.name for v in observed]
     per_draw = max(1, sum(int(np.prod([sizes[d] for d in v.phys])) for v in observed))
     chunk = chunk or max(1, min(n_draws, CHUNK_ELEMENTS // per_draw))
@@ -72,9 +70,7 @@ def prior_draws(program: Program, data, chains: int, draws: int, seed: int = 0) 
 
     bound = data_lib.bind_program(program, data, allow_missing=True)
     sizes = bound.sizes
-    arrays = dict(bound.arrays)
-    for v in program.ir.inputs:  # observed arrays not given: placeholders, the prior draws them
-        arrays.setdefault(v.name, np.zeros([sizes[d] for d in v.phys], data_lib.DTYPES[v.dtype]))
+    arrays = bound.with_placeholders(program.ir.inputs)  # observed arrays not given: the prior draws them
     latents = program.latent_names
     observed = [v.name for v in program.observed]
     masks = program.all_true_masks(sizes)

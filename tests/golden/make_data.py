@@ -17,6 +17,8 @@ def main():
     open(path, "wb").write(blob[:len(blob) // 2])
     # one unnamed array
     np.save(os.path.join(HERE, "data_npy_file.npy"), counts)
+    # data, not a fit, given to `pplc summary`
+    np.savez(os.path.join(HERE, "summary_of_an_npz_of_data.npz"), y=np.zeros(3, np.float32))
     # a model file that is not text
     open(os.path.join(HERE, "model_not_text.ppl"), "wb").write(bytes([0x93, 0xff, 0xfe, 0x00, 0x81]) * 8)
 

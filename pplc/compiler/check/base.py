@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ...dsl import ast
+from .. import ir
 from ..ir import Kind, Variable
 
 
@@ -11,6 +12,13 @@ class Reported(Exception):
 
 INT_MAX = 2**31 - 1  # ints are int32 on the device
 REAL_MAX = 3.4028234663852886e38  # and reals float32
+
+
+def signed_literal(e: ir.Expr) -> ir.Expr:
+    """`-1` typed as a literal -1 (the grammar reads it as the negation of 1), for slice bounds and type bounds."""
+    if isinstance(e, ir.Elementwise) and e.op == "neg" and isinstance(e.args[0], ir.Lit):
+        return ir.Lit(e.axes, e.dtype, False, -e.args[0].value)
+    return e
 
 
 def shape_str(dims) -> str:
@@ -49,6 +57,10 @@ def _children(e: ast.Expr) -> list[ast.Expr]:
         return [*e.args, *(k.value for k in e.kwargs)]
     if isinstance(e, ast.Method):
         return [e.value, *e.args, *(k.value for k in e.kwargs)]
+    if isinstance(e, ast.ArrayLit):
+        return list(e.items)
+    if isinstance(e, ast.IfElse):
+        return [e.cond, e.then, e.orelse]
     return []
 
 

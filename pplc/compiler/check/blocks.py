@@ -5,7 +5,7 @@ from ...dsl import ast
 from .. import ir
 from ..distributions import DISTRIBUTIONS, TERM
 from ..supports import Support
-from .base import Reported, has_shape, walk_statements
+from .base import Reported, has_shape, signed_literal, walk_statements
 
 BOUND_NAMES = ("lower", "upper")
 
@@ -25,9 +25,7 @@ class BlockChecker:
             if b.name in got:
                 self.sink.error(f"`{b.name}` is given twice", b.span)
                 raise Reported
-            e = self.expr(b.value, ctx)
-            if isinstance(e, ir.Elementwise) and e.op == "neg" and isinstance(e.args[0], ir.Lit):  # `-1`
-                e = ir.Lit(e.axes, e.dtype, False, -e.args[0].value)
+            e = signed_literal(self.expr(b.value, ctx))
             if e.dtype == "bool":
                 self.sink.error(f"the {b.name} bound of {what} must be a number, not a bool", b.value.span)
                 raise Reported

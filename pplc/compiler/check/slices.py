@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ...dsl import ast
 from .. import ir
-from .base import Reported
+from .base import Reported, signed_literal
 
 
 class SliceChecker:
@@ -13,9 +13,7 @@ class SliceChecker:
     def _slice_bound(self, e: ast.Expr | None, ctx) -> int | None:
         if e is None:
             return None
-        x = self.expr(e, ctx)
-        if isinstance(x, ir.Elementwise) and x.op == "neg" and isinstance(x.args[0], ir.Lit):  # `-1`
-            x = ir.Lit(x.axes, x.dtype, False, -x.args[0].value)
+        x = signed_literal(self.expr(e, ctx))
         if not isinstance(x, ir.Lit) or x.dtype != "int":
             self.sink.error("a slice's start and stop must be whole numbers (literals or consts)", e.span,
                             hint="e.g. `y[1:]`, `y[:-1]`, `x[2:n_max]` with `const n_max = 10`")
@@ -57,11 +55,7 @@ class SliceChecker:
         a, b = start or 0, stop
         if a >= 0 and (b is None or b < 0):
             k = a + (-b if b is not None else 0)
-            if k == 0:
-                return dim
-            name = f"{dim}-{k}"
-            self.dims.setdefault(name, ir.Dim(name, None, "derived", False, node.span, base=dim, offset=k))
-            return name
+            return self._derived_dim(dim, k, node.span)  # check/linalg.py: `n-1`, and `n` for `(n+1)-1`
         if a < 0 and (b is None or b < 0):
             n = (0 if b is None else b) - a
         elif a >= 0 and b is not None and b >= 0:

@@ -33,6 +33,15 @@ class BoundData:
     sizes: dict  # dim -> size
     warnings: tuple = ()  # Diagnostic warnings
 
+    def with_placeholders(self, variables) -> dict:
+        """The arrays, with zeros of the declared shape and dtype for each of `variables` the data leave out
+        (observed arrays a prior or predictive draw replaces; data a computation only needs the sizes of)."""
+        arrays = dict(self.arrays)
+        for v in variables:
+            if v.name not in arrays:
+                arrays[v.name] = np.zeros([self.sizes[d] for d in v.phys], dtype_of(v.dtype))
+        return arrays
+
 
 def _decl(v) -> str:
     return f"`data {v.name}: {v.dtype}" + (f"[{', '.join(v.phys)}]`" if v.phys else "`")
@@ -178,6 +187,7 @@ def bind(model: ir.Model, raw: dict, filename: str = "<data>", allow_missing: bo
                 err(f"`{v.name}` has {_bad_values(bad, a, 'value outside its declared bounds')}",
                     hint=f"{_decl(v)[1:-1]} is declared {words} at {model_at}:{v.span}")
     errors += _check_supports(model, arrays, sizes, filename)
+    errors += check_indices(model, arrays, sizes, filename)
     if errors:
         raise PPLError(warnings + errors)
     return BoundData(arrays, sizes, tuple(warnings))
@@ -206,6 +216,25 @@ def _check_supports(model, arrays, sizes, filename) -> list[Diagnostic]:
             out.append(Diagnostic(
                 f"`{v.name}` has {_bad_values(bad, a, f'value outside the support of {name} ({words})')}",
                 filename=filename, hint=hint))
+    return out
+
+
+def check_indices(model: ir.Model, arrays: dict, sizes: dict, filename: str) -> list[Diagnostic]:
+    """Data used as index arrays must hold indices into their dim, 0 .. size-1 (JAX would clamp the others)."""
+    out = []
+    for c in model.index_checks:
+        a, size = arrays.get(c.name), sizes.get(c.dim)
+        if a is None or size is None:
+            continue
+        bad = (a < 0) | (a >= size)
+        if not np.any(bad):
+            continue
+        one_based = int(np.min(a)) >= 1 and int(np.max(a)) == size
+        hint = f"`{c.name}` indexes `{c.dim}` at {os.path.basename(model.filename)}:{c.span}; " + (
+            f"Stan's indices start at 1: index with `{c.name}0 = {c.name} - 1`" if one_based else
+            f"an index into `{c.dim}` is 0 .. {size - 1}")
+        out.append(Diagnostic(f"`{c.name}` has {_bad_values(bad, a, f'value out of range for dim `{c.dim}` of size {size} (indices start at 0)')}",
+                              filename=filename, hint=hint))
     return out
 
 

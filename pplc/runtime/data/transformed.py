@@ -7,7 +7,7 @@ import numpy as np
 
 from ...dsl.diagnostics import Diagnostic, PPLError
 from ..program import Program
-from .bind import BoundData, _check_supports, as_bound, dtype_of
+from .bind import BoundData, _check_supports, as_bound, check_indices, dtype_of
 
 
 def bind_program(program: Program, data, allow_missing: bool = False) -> BoundData:
@@ -22,11 +22,8 @@ def bind_program(program: Program, data, allow_missing: bool = False) -> BoundDa
     transformed = model.of_kind("transformed")
     if all(v.name in bound.arrays for v in transformed):
         return bound
-    arrays = dict(bound.arrays)
-    missing = {v.name for v in model.of_kind("data") if v.name not in arrays}
-    for v in model.of_kind("data"):  # placeholders, for the computation only
-        if v.name in missing:
-            arrays[v.name] = np.zeros([bound.sizes[d] for d in v.phys], dtype_of(v.dtype))
+    missing = {v.name for v in model.of_kind("data") if v.name not in bound.arrays}
+    arrays = bound.with_placeholders(model.of_kind("data"))  # for the computation only
     observed = {v.name for v in program.observed}
     for v in transformed:
         gone = sorted(model.data_used_by(v.name) & missing)
@@ -39,8 +36,10 @@ def bind_program(program: Program, data, allow_missing: bool = False) -> BoundDa
     for v in transformed:
         if not model.data_used_by(v.name) & missing:
             out[v.name] = np.asarray(values[v.name], dtype_of(v.dtype))
-    errors = _check_supports(model, {k: out[k] for k in out if k in observed and k not in bound.arrays},
-                             bound.sizes, data if isinstance(data, (str, os.PathLike)) else "<data>")
+    filename = data if isinstance(data, (str, os.PathLike)) else "<data>"
+    new = {k: out[k] for k in out if k not in bound.arrays}
+    errors = _check_supports(model, {k: new[k] for k in new if k in observed}, bound.sizes, filename)
+    errors += check_indices(model, new, bound.sizes, filename)
     if errors:
         raise PPLError(list(bound.warnings) + errors)
     return BoundData(out, bound.sizes, bound.warnings)

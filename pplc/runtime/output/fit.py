@@ -83,6 +83,11 @@ class Fit:
                 raise PPLError(Diagnostic(f"{path} is not an ArviZ InferenceData file (netCDF): "
                                           f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}")) from None
             return cls.from_arviz(idata, program=program)
+        if not str(path).endswith(".npz"):  # a data file (.json), a .npy, ...: not what a run writes
+            kind = "a data file?" if str(path).endswith(".json") else "it is neither .npz nor .nc"
+            raise PPLError(Diagnostic(f"{path} is not a fit file ({kind})",
+                                      hint="`pplc summary` and `pplc plot` read what `pplc run --out FIT` writes "
+                                           "(FIT.npz or FIT.nc)"))
         try:
             f = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as e:

@@ -1,0 +1,1 @@
+check data_index_one_based.ppl --data data_index_one_based.json

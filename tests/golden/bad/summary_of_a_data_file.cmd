@@ -1,0 +1,1 @@
+summary data_index_one_based.json

@@ -1,0 +1,1 @@
+summary summary_of_an_npz_of_data.npz
