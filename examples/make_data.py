@@ -19,7 +19,7 @@ def eight_schools():
         json.dump(data, f)
 
 
-def mnist_like(examples=1000, pixels=64, seed=0):
+def mnist_like(examples=1000, pixels=16, seed=0):
     """Images in [0, 1] (sparse, like MNIST's), labels drawn from the logistic-regression model itself."""
     rng = np.random.default_rng(seed)
     images = (rng.random((examples, pixels)) * (rng.random((examples, pixels)) < 0.3)).astype(np.float32)

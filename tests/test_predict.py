@@ -19,7 +19,8 @@ def mnist():
     model = pplc.compile_file(os.path.join(EXAMPLES, "mnist_logreg.ppl"))
     data = dict(np.load(os.path.join(EXAMPLES, "mnist_logreg_sim.npz")))
     rng = np.random.default_rng(0)
-    draws = {"w": rng.normal(size=(2, 3, 64, 10)).astype(np.float32),
+    pixels = data["images"].shape[1]
+    draws = {"w": rng.normal(size=(2, 3, pixels, 10)).astype(np.float32),
              "b": rng.normal(size=(2, 3, 10)).astype(np.float32)}
     return model, data, draws
 

@@ -31,7 +31,7 @@ def _moves(x: np.ndarray, what: str):
 
 # The two seed models: (example, data file, latents and their shapes at that data)
 SEED_MODELS = {
-    "mnist_logreg": ("mnist_logreg_sim.npz", {"w": (64, 10), "b": (10,)}),
+    "mnist_logreg": ("mnist_logreg_sim.npz", {"w": (16, 10), "b": (10,)}),
     "movielens_mf": ("movielens_mf_sim.npz", {"movie_embedding": (40, 20), "movie_bias": (40,),
                                               "user_embedding": (60, 20), "user_bias": (60,)}),
 }
@@ -63,7 +63,7 @@ def test_generated_program_runs_on_its_own(tmp_path, name):
 # `pplc run` on the three examples: (example, data file, {latent or deterministic: shape})
 RUNS = {
     "eight_schools": ("eight_schools.json", {"mu": (), "tau": (), "theta_raw": (8,), "theta": (8,)}),
-    "mnist_logreg": ("mnist_logreg_sim.npz", {"w": (64, 10), "b": (10,)}),
+    "mnist_logreg": ("mnist_logreg_sim.npz", {"w": (16, 10), "b": (10,)}),
     "movielens_mf": ("movielens_mf_sim.npz", SEED_MODELS["movielens_mf"][1]),
 }
 
