@@ -8,6 +8,8 @@ Figures (each kept with its machine, command, versions, date and the machine's l
             `Model.log_density(...).value_and_grad` against a hand-written program (tests/reference_programs.py's
             TFP programs for MNIST and MovieLens; plain JAX for eight schools) and NumPyro's potential_fn when
             NumPyro is installed. Eight schools, MNIST 10,000 x 784 x 10, MovieLens 100K 943 x 1682, dim 20.
+  recurrence  GARCH(1,1)'s value and gradient at T = 1,000 and 10,000, pplc against NumPyro's scan
+            (benchmarks/recurrence.py; not in the default --only).
   startup   `python -m pplc run examples/eight_schools.ppl ... --warmup 10 --draws 10` wall time, cold (an empty
             compilation cache) against warm (the cache of an earlier run).
 Repetitions are interleaved (the order rotates every round); the figure is the median over rounds with the
@@ -26,6 +28,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import recurrence  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "benchmarks.json")
@@ -314,6 +319,7 @@ def render(results: dict) -> str:
             out.append(f"| {row['model']} | {_fmt(row['seconds_per_call']['pplc'], 3, 1e3)} | "
                        + " | ".join(_fmt(row[k]) if k in row else "-" for k in others) + " |")
         out += [""] + _provenance(g) + [""]
+    out += recurrence.render(results.get("recurrence"), _fmt, _provenance)
     s = results.get("startup")
     if s:
         r = s["result"]
@@ -334,7 +340,7 @@ def render(results: dict) -> str:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="gradient,startup", help="comma-separated: gradient, startup")
+    ap.add_argument("--only", default="gradient,startup", help="comma-separated: gradient, startup, recurrence")
     ap.add_argument("--reps", type=int, default=7, help="interleaved rounds of the gradient figures (default 7)")
     ap.add_argument("--startup-reps", type=int, default=3, help="cold/warm pairs of the start-up figure (default 3)")
     ap.add_argument("--render", action="store_true", help="only render docs/benchmarks.md from the JSON")
@@ -350,6 +356,8 @@ def main(argv=None) -> int:
             start = load()
             if name == "gradient":
                 res = {"rows": gradient(args.reps)}
+            elif name == "recurrence":
+                res = {"rows": recurrence.measure(args.reps, interleaved, spread)}
             elif name == "startup":
                 res = {"result": startup(args.startup_reps)}
             else:

@@ -12,6 +12,12 @@ The reference semantics (docs/language.md, read the NumPy way):
 - `sum/mean/max/min(x)` reduce every dim; `sum(x, d)` reduces the axis named `d` (every axis named `d`
   when the name is repeated, as in `A: real[k, k]`);
 - `logsumexp`, `softmax`, `log_softmax` work along the last axis; `dot(a, b)` is `sum(a * b, last axis)`;
+- `cumsum(x)` (last axis), `cumsum(x, d)`, `outer(a, b)`, `dot_self(x)`, `inverse`, `solve`,
+  `triangular_solve` (the lower triangle), `log_determinant`, `quad_form` (of `G = a @ a.T + 2 * eye(d)`, a
+  well-conditioned square matrix) are NumPy/SciPy's; `concat(a, b)` joins last axes (a scalar is one item; the
+  new dim is named as pplc names it: `k+2`, `3`; two data-sized parts are not strict: pplc cannot size them);
+  `[a, b]` stacks along a new first dim `2` (a dim named `1` broadcasts, as in NumPy); `(a if c else b)` is
+  `np.where` for a data condition, the branch itself for a literal one, and not strict for a latent one;
 - `x[0]`, `x[i]`, `x[i, j]`, `x[i, 0]` are NumPy (advanced) indexing from the first axis: the index
   arrays broadcast together (by name) and their dims replace the indexed ones (`x[i, j]` is pointwise);
 - inside `plate d`, every array with dim `d` is seen one item at a time (every axis named `d` indexed
@@ -28,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg as sla
 from hypothesis import strategies as st
 
 # ----------------------------------------------------------------------------- the model around the expression
@@ -114,6 +121,18 @@ class Index:
     idx: tuple  # of Lit(int) and Name(int data)
 
 
+@dataclass(frozen=True)
+class Arr:
+    items: tuple  # `[a, b, ...]`
+
+
+@dataclass(frozen=True)
+class IfElse:
+    cond: object
+    a: object
+    b: object
+
+
 def show(e) -> str:
     """The .ppl text, fully parenthesized (so the printer does not depend on operator precedence)."""
     if isinstance(e, Name):
@@ -131,12 +150,16 @@ def show(e) -> str:
         return f"{_postfix(e.a)}.T"
     if isinstance(e, Index):
         return f"{_postfix(e.a)}[{', '.join(show(i) for i in e.idx)}]"
+    if isinstance(e, Arr):
+        return f"[{', '.join(show(i) for i in e.items)}]"
+    if isinstance(e, IfElse):
+        return f"({show(e.a)} if {show(e.cond)} else {show(e.b)})"
     raise TypeError(e)
 
 
 def _postfix(e) -> str:
     s = show(e)
-    return s if isinstance(e, (Name, Call, T, Index)) or s.startswith("(") else f"({s})"
+    return s if isinstance(e, (Name, Call, T, Index, Arr)) or s.startswith("(") else f"({s})"
 
 
 def names_in(e) -> set:
@@ -152,6 +175,8 @@ def names_in(e) -> set:
         return set().union(*(names_in(a) for a in e.args))
     if isinstance(e, Index):
         return names_in(e.a).union(*(names_in(i) for i in e.idx))
+    if isinstance(e, (Arr, IfElse)):
+        return set().union(*(names_in(c) for c in children(e)))
     raise TypeError(e)
 
 
@@ -166,6 +191,8 @@ def size(e) -> int:
         return 1 + sum(size(a) for a in e.args)
     if isinstance(e, Index):
         return 1 + size(e.a) + sum(size(i) for i in e.idx)
+    if isinstance(e, (Arr, IfElse)):
+        return 1 + sum(size(c) for c in children(e))
     raise TypeError(e)
 
 
@@ -193,9 +220,48 @@ def broadcast_dims(*dims_list) -> tuple:
         for pos in range(1, len(dims) + 1):
             if pos > len(out):
                 out.insert(0, dims[-pos])
-            elif out[-pos] != dims[-pos]:
+            elif out[-pos] == "1":  # a literal dim of one item (`[u]`) broadcasts, as pplc's does
+                out[-pos] = dims[-pos]
+            elif out[-pos] != dims[-pos] and dims[-pos] != "1":
                 raise Invalid(f"cannot broadcast {list(dims)} with {list(out)}: `{dims[-pos]}` vs `{out[-pos]}`")
     return tuple(out)
+
+
+def dim_size(sizes: dict, d: str) -> int:
+    """The size of dim `d`: a data dim's, a literal one's (`3`), a derived one's (`k+2`, `k-1`)."""
+    if d.isdigit():
+        return int(d)
+    if "|" in d:  # a concatenation pplc cannot size (`k|n`)
+        return sum(dim_size(sizes, p) for p in d.split("|"))
+    for sign in "+-":
+        if sign in d:
+            base, off = d.split(sign)
+            return sizes[base] + (int(off) if sign == "+" else -int(off))
+    return sizes[d]
+
+
+def concat_dim(dims: list) -> tuple[str, bool]:
+    """The dim pplc names for the joined last dims `dims`, and whether pplc can size it (one data dim at most)."""
+    if any("|" in d for d in dims):
+        return "|".join(dims), False
+    known, unknown = 0, []
+    for d in dims:
+        if d.isdigit():
+            known += int(d)
+            continue
+        base, off = d, 0
+        for sign in "+-":
+            if sign in d:
+                base, o = d.split(sign)
+                off = int(o) if sign == "+" else -int(o)
+        unknown.append((base, off))
+    if len(unknown) > 1:
+        return "|".join(dims), False
+    if not unknown:
+        return str(known), True
+    base, off = unknown[0]
+    off += known
+    return (base if off == 0 else f"{base}+{off}" if off > 0 else f"{base}-{-off}"), True
 
 
 class Env:
@@ -272,6 +338,7 @@ def _apply(e, kids: list[Val], env: Env) -> Val:
             raise Invalid(f"`@` contracts `{ad[-1]}` with `{bd[-2]}`")
         dims = broadcast_dims(ad[:-2], bd[:-2]) + (ad[-2], bd[-1])
         dims = tuple(d for d in dims if d not in ("_row", "_col"))
+        strict = strict and len(a.dims) <= 2 and len(b.dims) <= 2  # pplc's `@` is of vectors and matrices
         return Val(np.asarray(np.matmul(a.value.astype(ft), b.value.astype(ft))), dims, strict)
     if isinstance(e, T):
         (a,) = kids
@@ -288,6 +355,7 @@ def _apply(e, kids: list[Val], env: Env) -> Val:
         if not axes:
             raise Invalid(f"`{e.fn}(.., {e.dim})` of a value with dims {list(a.dims)}")
         dims = tuple(d for d in a.dims if d != e.dim)
+        strict = strict and e.dim.isidentifier()  # a literal or derived dim (`2`, `k+1`) has no name to give
         return Val(np.asarray(REDUCE[e.fn](x, axis=axes)), dims, strict and len(axes) == 1 and e.fn == "sum")
     if isinstance(e, Call) and e.fn in ("logsumexp", "softmax", "log_softmax"):
         (a,) = kids
@@ -317,15 +385,85 @@ def _apply(e, kids: list[Val], env: Env) -> Val:
         for i, d in zip(idx, base.dims):
             if i.dtype != "int":
                 raise Invalid("a real index")
-            if i.value.size and (np.min(i.value) < 0 or np.max(i.value) >= env.sizes[d]):
-                raise OutOfRange(f"index {i.value} along `{d}` of size {env.sizes[d]}")
+            if i.value.size and (np.min(i.value) < 0 or np.max(i.value) >= dim_size(env.sizes, d)):
+                raise OutOfRange(f"index {i.value} along `{d}` of size {dim_size(env.sizes, d)}")
         dims = broadcast_dims(*(i.dims for i in idx)) + base.dims[len(idx):]
         val = base.value[tuple(i.value for i in idx)]
         # pplc documents `x[0]` and `x[idx]` of a name; a gather from a value that varies over the plate is
         # rejected by design ("index a variable declared outside the plate")
         strict = strict and len(idx) == 1 and isinstance(e.a, Name) and not (base.varies and isinstance(e.idx[0], Name))
         return Val(np.asarray(val), dims, strict, base.dtype)
+    return _apply_more(e, kids, env, strict)
+
+
+def _apply_more(e, kids: list[Val], env: Env, strict: bool) -> Val:
+    """The linear algebra, `concat`, `[a, b]` and `(a if c else b)` (issue 10's functions)."""
+    ft = env.ftype
+    if isinstance(e, Call) and e.fn == "eye":
+        return Val(np.eye(dim_size(env.sizes, e.dim), dtype=ft), (e.dim, e.dim), strict)
+    if isinstance(e, Call) and e.fn == "cumsum":
+        (a,) = kids
+        axes = [len(a.dims) - 1] if e.dim is None else [i for i, d in enumerate(a.dims) if d == e.dim]
+        if len(axes) != 1 or not a.dims:
+            raise Invalid(f"`cumsum` along {e.dim or 'the last dim'} of dims {list(a.dims)}")
+        strict = strict and (e.dim is None or e.dim.isidentifier())  # (as for `sum(x, d)`)
+        return Val(np.cumsum(a.value.astype(ft), axis=axes[0]), a.dims, strict)
+    if isinstance(e, Call) and e.fn in ("outer", "dot_self"):
+        if any(len(k.dims) != 1 for k in kids):
+            raise Invalid(f"`{e.fn}` of dims {[list(k.dims) for k in kids]}")
+        x = [k.value.astype(ft) for k in kids]
+        if e.fn == "dot_self":
+            return Val(np.asarray(np.sum(x[0] * x[0])), (), strict)
+        return Val(np.outer(x[0], x[1]), kids[0].dims + kids[1].dims, strict)
+    if isinstance(e, Call) and e.fn in ("inverse", "log_determinant", "solve", "triangular_solve", "quad_form"):
+        a = kids[0]
+        if len(a.dims) != 2 or a.dims[0] != a.dims[1]:
+            raise Invalid(f"`{e.fn}` of a matrix with dims {list(a.dims)}")
+        m = a.value.astype(ft)
+        if e.fn == "inverse":
+            return Val(np.linalg.inv(m), a.dims, strict)
+        if e.fn == "log_determinant":
+            return Val(np.asarray(np.linalg.slogdet(m)[1]), (), strict)
+        b = kids[1]
+        if len(b.dims) not in (1, 2) or b.dims[0] != a.dims[1]:
+            raise Invalid(f"`{e.fn}` of dims {list(a.dims)} and {list(b.dims)}")
+        v = b.value.astype(ft)
+        if e.fn == "solve":
+            return Val(np.linalg.solve(m, v), b.dims, strict)
+        if e.fn == "triangular_solve":
+            return Val(sla.solve_triangular(np.tril(m), v, lower=True).astype(ft), b.dims, strict)
+        return Val(np.asarray(v.T @ m @ v), () if len(b.dims) == 1 else (b.dims[1], b.dims[1]), strict)
+    if isinstance(e, Call) and e.fn == "concat":
+        lead = broadcast_dims(*(k.dims[:-1] for k in kids))
+        dim, sized = concat_dim([k.dims[-1] if k.dims else "1" for k in kids])
+        parts = [np.reshape(k.value, (1,)) if not k.dims else k.value for k in kids]
+        shape = tuple(dim_size(env.sizes, d) for d in lead)
+        val = np.concatenate([np.broadcast_to(p, shape + p.shape[-1:]).astype(ft) for p in parts], axis=-1)
+        return Val(val, lead + (dim,), strict and sized)
+    if isinstance(e, Arr):
+        dims = broadcast_dims(*(k.dims for k in kids))
+        vals = np.broadcast_arrays(*(k.value for k in kids))
+        dtype = "real" if any(k.dtype == "real" for k in kids) else "int"
+        return Val(np.stack(vals).astype(ft if dtype == "real" else np.int64), (str(len(kids)),) + dims, strict, dtype)
+    if isinstance(e, IfElse):
+        c, a, b = kids
+        if _folds(e.cond):  # pplc resolves it when compiling: Python's semantics, only the branch taken counts
+            x = a if bool(c.value) else b
+            return Val(x.value, x.dims, strict, x.dtype)
+        dims = broadcast_dims(c.dims, a.dims, b.dims)
+        latent = "u" in names_in(e.cond)  # a latent condition: pplc refuses it
+        return Val(np.asarray(np.where(c.value, a.value.astype(ft), b.value.astype(ft))), dims,
+                   strict and not latent)
     raise TypeError(e)
+
+
+def _folds(e) -> bool:
+    """Whether pplc computes `e` when compiling (literals and arithmetic on them: check/linalg.py's `fold`)."""
+    if isinstance(e, Lit):
+        return True
+    if isinstance(e, Neg):
+        return _folds(e.a)
+    return isinstance(e, Bin) and e.op in ("+", "-", "*", "/", "**", "<", ">") and _folds(e.a) and _folds(e.b)
 
 
 def children(e) -> list:
@@ -337,6 +475,10 @@ def children(e) -> list:
         return list(e.args)
     if isinstance(e, Index):
         return [e.a, *e.idx]
+    if isinstance(e, Arr):
+        return list(e.items)
+    if isinstance(e, IfElse):
+        return [e.cond, e.a, e.b]
     return []
 
 
@@ -396,17 +538,18 @@ class Case:
         return make_data(self.sizes, self.seed)
 
 
-OPS = ["elementwise", "elementwise", "matmul", "matmul", "gram", "T", "reduce", "reduce_dim", "reduce_dim",
+OPS = ["elementwise", "elementwise", "matmul", "matmul", "gram", "T", "reduce", "reduce", "reduce_dim", "reduce_dim",
        "last_dim", "dot", "unary", "neg", "pow", "div", "index_lit", "gather", "gather", "index2",
-       "index_mixed", "where"]
+       "index_mixed", "where", "vector_fn", "cumsum_dim", "linalg", "linalg", "concat", "array", "ifelse"]
+LINALG = ["inverse", "log_determinant", "solve", "triangular_solve", "quad_form"]
 
 
 def _index_options(base: Val, pos: int, env: Env) -> list:
     """Indices valid along axis `pos` of `base`: literals in range, int data holding positions of that dim."""
     d = base.dims[pos]
     opts = [Lit(0)]
-    if env.sizes[d] > 1:
-        opts.append(Lit(env.sizes[d] - 1))
+    if dim_size(env.sizes, d) > 1:
+        opts.append(Lit(dim_size(env.sizes, d) - 1))
     opts += [Name(name) for name, rng_dim in INDEX_RANGE.items() if rng_dim in (d, "*")]
     return opts
 
@@ -464,6 +607,8 @@ def _options(draw, op: str, first: list, pool: list, leaves: int, wild: bool, en
                             out.append(Index(a, (i, j)))
             elif wild:
                 out.append(Index(a, (o0[-1], o0[-1])))
+    elif op in ("vector_fn", "cumsum_dim", "linalg", "concat", "array", "ifelse"):
+        out += _more_options(draw, op, first, pool, leaves, wild, env)
     elif op == "where":  # where(a > b, c, d)
         cmp = draw(st.sampled_from([">", "<"]))
         for a in first:
@@ -474,6 +619,53 @@ def _options(draw, op: str, first: list, pool: list, leaves: int, wild: bool, en
                 for c in (a, b):
                     for d in pool:
                         out.append(Call("where", (cond, c, d)))
+    return out
+
+
+def _more_options(draw, op: str, first: list, pool: list, leaves: int, wild: bool, env: Env) -> list:
+    """_options for issue 10's functions, `[a, b]` and `(a if c else b)`."""
+    out: list = []
+    dims = {id(a): evaluate(a, env).dims for a in first + pool}
+    if op == "vector_fn":
+        fn = draw(st.sampled_from(["cumsum", "outer", "dot_self"]))
+        for a in first + (pool[:leaves] if fn == "dot_self" else []):  # (the leaves have vectors)
+            if fn == "outer":
+                out += [Call(fn, (a, b)) for b in pool if wild or len(dims[id(a)]) == len(dims[id(b)]) == 1]
+            elif wild or len(dims[id(a)]) == 1 or (fn == "cumsum" and dims[id(a)]):
+                out.append(Call(fn, (a,)))
+    elif op == "cumsum_dim":
+        for a in first:
+            out += [Call("cumsum", (a,), d) for d in (DIMS if wild else sorted(set(dims[id(a)])))]
+    elif op == "linalg":  # of G = a @ a.T + 2 * eye(d), symmetric positive definite: a well-conditioned matrix
+        fn = draw(st.sampled_from(LINALG))
+        for a in first:
+            da = dims[id(a)]
+            square = len(da) == 2 and da[0] == da[1]
+            if not square and not wild:
+                continue
+            g = Bin("+", Bin("@", a, T(a)), Bin("*", Lit(2.0), Call("eye", (), da[0]))) if square else a
+            if fn in ("inverse", "log_determinant"):
+                out.append(Call(fn, (g,)))
+                continue
+            out += [Call(fn, (g, b)) for b in pool if wild or (square and dims[id(b)] and len(dims[id(b)]) <= 2
+                                                               and dims[id(b)][0] == da[0])]
+    elif op == "concat":
+        for a in first:
+            for b in pool:
+                out += [Call("concat", (a, b)), Call("concat", (b, a))]
+    elif op == "array":
+        for a in first:
+            for b in pool:
+                out += [Arr((a, b)), Arr((b, a, b))]
+    elif op == "ifelse":  # (c if a > b else d): a data condition, a literal one, or (not strict) a latent one
+        cmp = draw(st.sampled_from([">", "<"]))
+        for a in first:
+            for b in pool[:leaves]:
+                cond = Bin(cmp, a, b)
+                if _value(cond, env) is None:
+                    continue
+                for c in (a, b):
+                    out += [IfElse(cond, c, d) for d in pool]
     return out
 
 

@@ -3,7 +3,8 @@
 tests/expression_strategy.py builds expressions (elementwise arithmetic and broadcasts, `@`, `.T`,
 `x.T @ x`, `sum/mean/max/min` with and without a dim, `logsumexp`, `softmax`, `log_softmax`, `dot`,
 `where`, `x[0]`, gathers `x[i]`, `x[i, j]`, `x[i, 0]`, values with repeated dims such as
-`A: real[k, k]`) and writes each into a model
+`A: real[k, k]`; `cumsum`, `outer`, `dot_self`, `inverse`, `solve`, `triangular_solve`, `log_determinant`,
+`quad_form`, `eye`, `concat`, array literals `[a, b]`, `(a if c else b)`) and writes each into a model
 
     data A: real[k, k]
     data x: real[k, n]
@@ -42,8 +43,8 @@ from hypothesis import HealthCheck, given, note, seed, settings
 from hypothesis.errors import InvalidArgument
 
 import pplc
-from expression_strategy import (Bin, Call, Case, Index, Invalid, Lit, Name, OutOfRange, T, cases, reference,
-                                 show)
+from expression_strategy import (Arr, Bin, Call, Case, IfElse, Index, Invalid, Lit, Name, OutOfRange, T, cases,
+                                 reference, show)
 
 settings.register_profile("ci", max_examples=100, deadline=None, derandomize=False, print_blob=True,
                           report_multiple_bugs=False,  # shrink the first failure only: a failing run stays short
@@ -151,6 +152,10 @@ def test_strategy_reaches_every_form():
             seen.add("index " + ",".join("lit" if isinstance(i, Lit) else "array" for i in e.idx))
         if isinstance(e, Name) and e.name == "A":
             seen.add("A[k, k]")
+        if isinstance(e, Arr):
+            seen.add("[a, b]")
+        if isinstance(e, IfElse):
+            seen.add("if else")
         for c in children(e):
             walk(c)
 
@@ -170,12 +175,15 @@ def test_strategy_reaches_every_form():
     collect()
     wanted = {"+", "-", "*", "/", "**", "@", ".T", "sum", "mean", "max", "min", "sum, dim", "logsumexp",
               "softmax", "dot", "where", "index lit", "index array", "index array,array", "index array,lit",
-              "A[k, k]", "X.T @ X", "plate n", "plate k", "valid", "invalid"}
+              "A[k, k]", "X.T @ X", "plate n", "plate k", "valid", "invalid", "cumsum", "cumsum, dim", "outer",
+              "dot_self", "inverse", "solve", "triangular_solve", "log_determinant", "quad_form", "eye, dim", "concat",
+              "[a, b]", "if else"}
     assert not wanted - seen, f"the strategy never generated: {sorted(wanted - seen)}"
 
 
 # ----------------------------------------------------------------------------- minimal cases found by the property
 A, X, W, V, S, IK, JN, GK = (Name(n) for n in ("A", "x", "w", "v", "s", "ik", "jn", "gk"))
+G = Bin("+", Bin("@", A, T(A)), Bin("*", Lit(2.0), Call("eye", (), "k")))  # a well-conditioned square matrix
 MINIMAL = {  # name: (expression, plate); k=3, n=4, m=2. Each one a distinct failure kind when found (or a
     # neighbour that worked, to keep it working)
     "A @ x": (Bin("@", A, X), None),  # a matrix product with a repeated dim: diag(A) * x
@@ -207,6 +215,19 @@ MINIMAL = {  # name: (expression, plate); k=3, n=4, m=2. Each one a distinct fai
     "softmax(A)": (Call("softmax", (A,)), None),
     "plate n: A[gk]": (Index(A, (GK,)), "n"),
     "plate k: A + x.T": (Bin("+", A, T(X)), "k"),
+    # issue 10's functions
+    "solve(G, x)": (Call("solve", (G, X)), None),  # G = A @ A.T + 2 * eye(k)
+    "plate n: quad_form(G, w)": (Call("quad_form", (G, W)), "n"),
+    "cumsum(x, k)": (Call("cumsum", (X,), "k"), None),
+    "concat(w, [s, u]) + concat(w, [u, 2])": (Bin("+", Call("concat", (W, Arr((S, Name("u"))))),
+                                                   Call("concat", (W, Arr((Name("u"), Lit(2)))))), None),
+    "concat(w, v)": (Call("concat", (W, V)), None),  # two data-sized dims: refused
+    "concat(x, s)": (Call("concat", (X, S)), None),
+    "[w, s] @ A": (Bin("@", Arr((W, S)), A), None),  # a [2, k] matrix
+    "(x if v > s else 2)": (IfElse(Bin(">", V, S), X, Lit(2)), None),
+    "(w if 2 > 0.5 else v)": (IfElse(Bin(">", Lit(2), Lit(0.5)), W, V), None),  # resolved: `v` never counts
+    "(w if u > 0.5 else s)": (IfElse(Bin(">", Name("u"), Lit(0.5)), W, S), None),  # a latent condition: refused
+    "outer(w, v) - x": (Bin("-", Call("outer", (W, V)), X), None),
 }
 
 

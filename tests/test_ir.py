@@ -143,7 +143,11 @@ def test_unconstrained_shapes_and_what_supports_mean_to_codegen_and_predict():
         "real": "zero", "positive": "one", "unit": "half", "interval": "mean", "simplex": "mean", "binary": "zero",
         "count": "zero", "bounded_count": "zero", "categorical": "zero",
         # declared bounds and ordered vectors: Bounded's and Ordered's `mean()`, a point inside (prelude)
-        "bounded": "mean", "ordered": "mean"}
+        "bounded": "mean", "ordered": "mean",
+        # VonMises, the GEV (its mode: its support moves with its parameters), Multinomial (total_count * probs),
+        # OrderedLogistic, CholeskyLKJ (the identity)
+        "angle": "zero", "extreme": "mode", "count_vector": "mean", "ordinal": "zero", "cholesky_corr": "eye"}
+    assert unconstrained_shape(Support.CHOLESKY_CORR, (2, 4, 4)) == (2, 1, 6)  # K (K - 1) / 2, as many dims
     assert {s for s in Support if SUPPORTS[s].predict_kind != "means"} == {"binary", "categorical"}
     assert SUPPORTS[Support.CATEGORICAL].predict_kind == "class probabilities"
 

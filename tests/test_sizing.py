@@ -2,9 +2,12 @@
 compiled programs take on the mesh (XLA's buffer assignment of the block program, per device)."""
 import contextlib
 import io
+import os
 import re
+import sys
 
 import numpy as np
+import pytest
 
 import pplc
 from pplc.cli import main
@@ -13,6 +16,8 @@ from pplc.runtime.sampling import hostloop, programs
 from pplc.runtime.sampling import run as run_lib
 from pplc.runtime.sampling.config import SamplerConfig
 from pplc.runtime.sampling.init import init_chains
+
+from conftest import ROOT, shared_path
 
 # Logistic regression with its examples split over the devices: data, a latent matrix and per-example
 # intermediates all count.
@@ -73,3 +78,21 @@ def test_devices_without_data_and_groups_that_do_not_fit_are_refused(tmp_path, c
     assert main(["check", str(tmp_path / "m.ppl"), "--data", str(tmp_path / "d.npz"), "--devices", "4",
                  "--chain-groups", "3", "--chains", "3"]) == 1
     assert "--chain-groups 3 does not divide the 4 devices" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_printed_memory_is_within_a_quarter_of_a_real_mnist_run_on_8_devices():
+    """Issue 12: on the 60,000 MNIST training images over 8 host devices, the figure `pplc check` prints is within
+    25% of what a real `pplc run` takes per device, measured from the process's resident memory (less that of
+    the same run on 8 images: Python, JAX, the compiler; see benchmarks/sizing_check.py). About 4 minutes."""
+    shared = os.path.dirname(shared_path("data", "mnist", "train-images-idx3-ubyte.gz"))
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import sizing_check
+    finally:
+        sys.path.remove(os.path.join(ROOT, "benchmarks"))
+    row = sizing_check.check("mnist", devices=8, shared=os.path.dirname(shared))
+    images = 60000 // 8 * 784 * 4  # one device's images
+    assert row["run"]["rc"] == 0 and row["baseline"]["rc"] == 0
+    assert row["measured_bytes"] > images  # the devices' data are in the measurement
+    assert 0.75 <= row["figure_bytes"] / row["measured_bytes"] <= 1.25, row

@@ -82,7 +82,7 @@ class MatMul(Expr):
 
 @dataclass(frozen=True)
 class Reduce(Expr):
-    func: str  # sum mean max min logsumexp argmax
+    func: str  # sum mean max min logsumexp argmax; cumsum (keeps its axis)
     arg: Expr
     positions: tuple[int, ...]  # the item axes of `arg` reduced, by position (0 is its first item axis)
     sharded_dim: str | None  # reduced dim split across devices: psum/pmax after the local reduce
@@ -129,7 +129,8 @@ class Subscript(Expr):
 @dataclass(frozen=True)
 class Function(Expr):
     """A matrix, vector or Gaussian-process function (`cholesky`, `diag`, `eye`, `rep`, `gp_exp_quad_cov`,
-    `log_mix`) of `args`, with the dims it creates (`eye(N)`, `rep(x, N)`) in `sizes`."""
+    `log_mix`, check/linalg.py's; `stack` for `[a, b]`) of `args`, with the dims it creates (`eye(N)`, `rep(x, N)`,
+    `concat`'s, `[a, b]`'s) in `sizes`."""
 
     func: str
     args: tuple[Expr, ...]
@@ -158,6 +159,105 @@ class DistFunction(Expr):
     args: tuple[Expr, ...]  # their values
     method: str
     value: Expr
+
+
+@dataclass(frozen=True)
+class EnumValues(Expr):
+    """The values 0, 1, ..., n-1 of a discrete latent summed out by enumeration, along its one dim (`axes.item`)."""
+
+
+@dataclass(frozen=True)
+class SumOut(Expr):
+    """`logsumexp` of `arg` over its last plate axis: the values of an enumerated discrete latent (check/enumerate.py)."""
+
+    arg: Expr
+
+
+@dataclass(frozen=True)
+class DistValue(Expr):
+    """A distribution as an argument of another (`Normal(mu, sigma)` in `MixtureSameFamily(Categorical(probs =
+    w), Normal(mu, sigma))`): its axes are its batch (plates, then item dims); dtype "dist"."""
+
+    spec: DistSpec
+    names: tuple[str, ...]  # the given parameters' TFP keywords
+    args: tuple[Expr, ...]  # their values
+
+
+@dataclass(frozen=True)
+class DimSize(Expr):
+    """The size of dim `dim`, a static int (an HMM's `num_steps`)."""
+
+    dim: str
+
+
+@dataclass(frozen=True)
+class PosteriorMarginals(DistFunction):
+    """A hidden Markov model's posterior state probabilities given `value` (`.posterior_marginals(y)`): axes
+    [plates, batch, time, states]; or its most likely states (`.posterior_mode(y)`, Viterbi): [plates, batch,
+    time]."""
+
+
+@dataclass(frozen=True)
+class Local(Expr):
+    """A parameter of a function traced once (an ODE's right-hand side), inside its body."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class OdeSolve(Expr):
+    """`ode_solve(f, y0, t0, ts, a, ...)`: dy/dt = f(t, y, a, ...) from y0 at t0, at times ts (axes: plates, then
+    ts's dim and y0's item dims). `body` is f's body typed once for one solve, its parameters as `Local`s."""
+
+    func: str
+    params: tuple[str, ...]
+    body: Expr
+    args: tuple[Expr, ...]  # y0, t0, ts, then the extra arguments
+    options: tuple[tuple[str, float | int | bool], ...]  # rtol, atol, max_steps, stiff: as given
+
+
+@dataclass(frozen=True)
+class RecurItem(Expr):
+    """Inside a `recur` block, an item of one of its sequences: `x[t-lag]` in a general line (lag 0: `x[t]`, defined
+    on a line above), or the first item `x[at]` in a first-item line (`lag` None)."""
+
+    name: str
+    lag: int | None
+    at: int | None = None
+
+
+@dataclass(frozen=True)
+class AtStep(Expr):
+    """Inside a `recur` block's general lines: `value` (whose first item dim is the block's) at item `t - lag`
+    (`y[t]`, `y[t-1]`): an input of the scan."""
+
+    value: Expr
+    lag: int
+
+
+@dataclass(frozen=True)
+class RecurBlock:
+    """A `recur INDEX in DIM` block: its sequences are computed together by one scan over DIM, from `start` first
+    items each. `first` and `steps` are its lines in source order: (sequence, first item or None, value, line)."""
+
+    index: str
+    dim: str
+    names: tuple[str, ...]  # the sequences, in the order of their general lines
+    start: int  # the number of first items of each sequence
+    first: tuple[tuple[str, int, Expr, int], ...]
+    steps: tuple[tuple[str, Expr, int], ...]
+    item_ranks: tuple[int, ...]  # per sequence (as `names`), the rank of one item
+    lines: tuple[tuple[int, str], ...]  # (line, source text) of the block's head and lines, for comments
+
+
+@dataclass(frozen=True)
+class Recurrence(Expr):
+    """The value of sequence `name` of a `recur` block, all its items: its axes are the plates, then the block's
+    dim, then the item dims. `args` are all the block's expressions (so that walks over the IR see them)."""
+
+    block: RecurBlock
+    name: str
+    args: tuple[Expr, ...]
 
 
 # ----------------------------------------------------------------------------- program
@@ -215,6 +315,16 @@ class Plate:
 
 
 @dataclass(frozen=True)
+class IndexCheck:
+    """Data (declared or transformed) used as an index array into dim `dim`: its values must be in
+    0 .. size-1, checked when the data are bound (a gather out of range would silently clamp)."""
+
+    name: str
+    dim: str
+    span: Span
+
+
+@dataclass(frozen=True)
 class Model:
     """The checked model: what codegen and the runtime need."""
 
@@ -222,6 +332,7 @@ class Model:
     variables: tuple[Variable, ...]
     dims: tuple[Dim, ...]
     plates: tuple[Plate, ...]
+    index_checks: tuple[IndexCheck, ...] = ()
 
     def var(self, name: str) -> Variable:
         return next(v for v in self.variables if v.name == name)
@@ -260,7 +371,7 @@ class Model:
 def children(e: Expr) -> list[Expr]:
     """The sub-expressions of `e`."""
     out = list(getattr(e, "args", ()))
-    for f in ("left", "right", "arg", "value", "index"):
+    for f in ("left", "right", "arg", "value", "index", "body"):
         sub = getattr(e, f, None)
         if isinstance(sub, Expr):
             out.append(sub)

@@ -29,6 +29,7 @@ class ParamForm(enum.StrEnum):
     LITERAL = "literal"  # a literal beside parameters that are not: a Python float
     AS_IS = "as_is"  # an iid site (`tfd.Sample` adds the batch dims): the expression as it is
     LIFTED = "lifted"  # lined up with the site's batch: size-1 axes added up to [..., plates, item of `rank`]
+    DIM = "dim"  # the size of dim `dim` (CholeskyLKJ's `dimension`, from the value's last dim)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Param:
     form: ParamForm
     plates: tuple[str, ...] = ()  # LIFTED: the plates it lines up with
     rank: int = 0  # LIFTED: the item rank it lines up with (the batch's, plus the parameter's event rank)
+    dim: str = ""  # DIM: the dim whose size it is
 
 
 # ----------------------------------------------------------------------------- layers, innermost first
@@ -132,6 +134,8 @@ def lower_site(v: ir.Variable) -> Site:
             params.append(Param(pname, e, ParamForm.AS_IS))
         else:
             params.append(Param(pname, e, ParamForm.LIFTED, v.plates, brank + spec.param_event_rank.get(pname, 0)))
+    if spec.dimension:  # first, as TFP's CholeskyLKJ(dimension, concentration)
+        params.insert(0, Param("dimension", None, ParamForm.DIM, dim=v.phys[-1]))
     layers: list[Layer] = []
     if iid:
         if batch:
@@ -158,7 +162,18 @@ def lower_site(v: ir.Variable) -> Site:
     constructor = FASTER.get((spec.name, tuple(given)), spec.constructor)
     return Site(v.name, v.kind == ir.Kind.LATENT, constructor, tuple(params), positional, tuple(layers),
                 root=not any(e.latent for e in latent_inputs), bounds=bounds,
-                normalize=bool(v.bounds) and spec.cdf, order=v.order)
+                normalize=bool(v.bounds) and spec.cdf and _cuts_support(spec.support, v.bounds), order=v.order)
+
+
+def _cuts_support(support: Support, bounds) -> bool:
+    """Whether declared bounds cut into the prior's support: `real<lower=0> ~ LogNormal(...)` does not (nothing to
+    renormalise, and the CDF's log at the support's end would give a nan gradient)."""
+    low_end, high_end = {Support.POSITIVE: (0.0, None), Support.UNIT: (0.0, 1.0)}.get(support, (None, None))
+
+    def beyond(e, end, below):
+        return e is None or (end is not None and isinstance(e, ir.Lit) and (e.value <= end if below else e.value >= end))
+
+    return not (beyond(bounds[0], low_end, True) and beyond(bounds[1], high_end, False))
 
 
 def lower(model: ir.Model) -> dict[str, Site]:

@@ -21,6 +21,11 @@ class Support(enum.StrEnum):
     CATEGORICAL = "categorical"
     BOUNDED = "bounded"  # a latent's declared bounds (`real<lower=0>`)
     ORDERED = "ordered"  # increasing along the last dim (`ordered[K]`, `positive_ordered[K]`)
+    ANGLE = "angle"  # VonMises: an angle in [-pi, pi] (its density is periodic)
+    EXTREME = "extreme"  # GeneralizedExtremeValue: where 1 + concentration (x - loc) / scale > 0
+    COUNT_VECTOR = "count_vector"  # Multinomial: counts along the last dim summing to total_count
+    ORDINAL = "ordinal"  # OrderedLogistic: 0, 1, ..., K-1 for K-1 cutpoints
+    CHOLESKY_CORR = "cholesky_corr"  # CholeskyLKJ: lower Cholesky factors [K, K] of correlation matrices
 
     def __repr__(self) -> str:
         return repr(self.value)
@@ -31,8 +36,8 @@ class SupportInfo:
     """What a support means to the code generator, the sampler and predictions."""
 
     words: str  # the support in words
-    pad_value: str  # "zero" | "one" | "half" | "mean": the generated helper pad_value_<x> that tfd.Masked puts at
-    # padded items, a fixed point of the support where the log density is finite
+    pad_value: str  # "zero" | "one" | "half" | "mean" | "mode" | "eye": the helper pad_value_<x> that tfd.Masked puts
+    # at padded items, a fixed point of the support where the log density is finite
     unconstrained_drop: int = 0  # elements the event-space bijector drops from the last dim (simplex 1)
     predict_kind: str = "means"  # "class probabilities" | "probabilities" | "means": what a prediction averages
 
@@ -49,6 +54,11 @@ SUPPORTS: dict[Support, SupportInfo] = {
     Support.CATEGORICAL: SupportInfo("0, 1, ..., K-1", "zero", predict_kind="class probabilities"),
     Support.BOUNDED: SupportInfo("the declared bounds", "mean"),
     Support.ORDERED: SupportInfo("increasing vectors", "mean"),  # (a bounded distribution's mean: a point inside)
+    Support.ANGLE: SupportInfo("angles in [-pi, pi]", "zero"),
+    Support.EXTREME: SupportInfo("1 + concentration (x - loc) / scale > 0", "mode"),
+    Support.COUNT_VECTOR: SupportInfo("count vectors summing to total_count", "mean"),
+    Support.ORDINAL: SupportInfo("0, 1, ..., K-1 for K-1 cutpoints", "zero"),
+    Support.CHOLESKY_CORR: SupportInfo("Cholesky factors of correlation matrices", "eye"),
 }
 
 @dataclass(frozen=True)
@@ -66,8 +76,12 @@ SIMPLEX_TOLERANCE = 1e-3  # how far a row of an observed simplex may sum from 1
 
 
 def unconstrained_shape(support: Support | str, shape) -> tuple[int, ...]:
-    """A value's shape on the unconstrained scale (a simplex loses one element of its last dim)."""
+    """A value's shape on the unconstrained scale (a simplex loses one element of its last dim; a Cholesky factor
+    [..., K, K] of a correlation matrix is K (K - 1) / 2 numbers, [..., 1, K (K - 1) / 2]: as many dims)."""
     shape = list(shape)
+    if Support(support) == Support.CHOLESKY_CORR:
+        k = shape[-1]
+        return (*shape[:-2], 1, k * (k - 1) // 2)
     drop = SUPPORTS[Support(support)].unconstrained_drop
     if drop:
         shape[-1] -= drop
@@ -104,4 +118,31 @@ def outside(check: SupportCheck, values: np.ndarray, sizes: dict) -> tuple[np.nd
             return None
         rows = np.abs(np.sum(a, axis=-1) - 1) > SIMPLEX_TOLERANCE
         return rows | np.any(a < 0, axis=-1), "values >= 0 that sum to 1 along the last dim"
+    return _outside_more(check, a, sizes)
+
+
+def _outside_more(check: SupportCheck, a: np.ndarray, sizes: dict) -> tuple[np.ndarray, str] | None:
+    """`outside` for the supports of the distributions added in issue 10 (VonMises' angles and the GEV's range
+    depend on nothing or on parameters: not checked)."""
+    s, hi = check.support, check.high
+    if s == Support.COUNT_VECTOR:
+        if not a.ndim:
+            return None
+        bad = a < 0
+        if hi is not None:
+            bad = bad | (np.sum(a, axis=-1, keepdims=True) != hi)
+        return bad, "counts >= 0" + (f" summing to total_count = {hi:g} along the last dim" if hi is not None else "")
+    if s == Support.ORDINAL:
+        k = sizes.get(check.classes_dim)
+        if k is None:
+            return None
+        return (a < 0) | (a > k), f"0 to {k}, as dim `{check.classes_dim}` of the cutpoints is {k}"
+    if s == Support.CHOLESKY_CORR:
+        if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+            return None
+        upper = np.any(np.triu(a, 1) != 0, axis=(-2, -1))
+        rows = np.any(np.abs(np.sum(a * a, axis=-1) - 1) > SIMPLEX_TOLERANCE, axis=-1)
+        diagonal = np.any(np.diagonal(a, axis1=-2, axis2=-1) <= 0, axis=-1)
+        bad = np.broadcast_to((upper | rows | diagonal)[..., None, None], a.shape)  # each element of a bad matrix
+        return bad, "lower triangular, a positive diagonal and rows of length 1"
     return None

@@ -86,6 +86,22 @@ class Method(Expr):
     kwargs: tuple[Keyword, ...]
 
 
+@dataclass(frozen=True)
+class ArrayLit(Expr):
+    """`[a, b, c]`: the values stacked along a new first axis (a dim of as many items)."""
+
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class IfElse(Expr):
+    """`then if cond else orelse` (Python's order), the condition known before sampling."""
+
+    cond: Expr
+    then: Expr
+    orelse: Expr
+
+
 # ----------------------------------------------------------------------------- statements
 @dataclass(frozen=True)
 class Dim:
@@ -182,6 +198,28 @@ class Plate(Stmt):
     dim_span: Span
     sharded: bool
     body: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True)
+class RecurLine:
+    """`x[0] = EXPR` (a first item: `index` a number) or `x[t] = EXPR` (the general item) in a `recur` block."""
+
+    name: str
+    name_span: Span
+    index: Expr
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Recur(Stmt):
+    """`recur t in T { ... }`: sequences over dim T, each by its first items and its item `t` from earlier ones."""
+
+    index: str
+    index_span: Span
+    dim: str
+    dim_span: Span
+    lines: tuple[RecurLine, ...]
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,14 @@ class ToAst(Transformer):
         name, sharded, *body = items
         return ast.Plate(_span(meta), str(name), _tok_span(name), sharded is not None, tuple(body))
 
+    def recur_stmt(self, meta, items):
+        index, dim, *lines = items
+        return ast.Recur(_span(meta), str(index), _tok_span(index), str(dim), _tok_span(dim), tuple(lines))
+
+    def recur_line(self, meta, items):
+        name, index, value = items
+        return ast.RecurLine(str(name), _tok_span(name), index, value, _span(meta))
+
     def sharded(self, meta, items):
         return True
 
@@ -107,6 +115,13 @@ class ToAst(Transformer):
     def slice(self, meta, items):
         start, stop = items
         return ast.Slice(_span(meta), start, stop)
+
+    def array_lit(self, meta, items):
+        return ast.ArrayLit(_span(meta), tuple(i for i in items if i is not None))
+
+    def if_else(self, meta, items):
+        then, cond, orelse = items
+        return ast.IfElse(_span(meta), cond, then, orelse)
 
     def attr(self, meta, items):
         return ast.Attr(_span(meta), items[0], str(items[1]))

@@ -67,6 +67,10 @@ def expr(e: ast.Expr) -> str:
     if isinstance(e, ast.Call):
         args = [expr(a) for a in e.args] + [f"{k.name} = {expr(k.value)}" for k in e.kwargs]
         return f"{e.func}({', '.join(args)})"
+    if isinstance(e, ast.ArrayLit):
+        return f"[{', '.join(expr(i) for i in e.items)}]"
+    if isinstance(e, ast.IfElse):  # the whole form is in parentheses wherever it is nested
+        return f"({_at(e.then, CMP)} if {_at(e.cond, CMP)} else {expr(e.orelse)})"
     raise TypeError(f"not an expression: {e!r}")
 
 
@@ -106,6 +110,9 @@ def statement(s: ast.Stmt, indent: str = "") -> list[str]:
         head = f"{indent}plate {s.dim}{' sharded over devices' if s.sharded else ''} {{"
         body = [line for inner in s.body for line in statement(inner, indent + "  ")]
         return [head, *body, f"{indent}}}"]
+    if isinstance(s, ast.Recur):
+        body = [f"{indent}  {x.name}[{expr(x.index)}] = {expr(x.value)}" for x in s.lines]
+        return [f"{indent}recur {s.index} in {s.dim} {{", *body, f"{indent}}}"]
     raise TypeError(f"not a statement: {s!r}")
 
 

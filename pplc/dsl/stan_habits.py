@@ -12,7 +12,8 @@ HABITS: list[tuple[re.Pattern, str, str]] = [
      "pplc has no `for` loops: a plate goes over the items of a dim",
      "`for (i in 1:n) y[i] ~ normal(mu, sigma);` is `plate n {` / `y ~ Normal(mu, sigma)` / `}`: inside "
      "`plate n`, every array with dim `n` is seen one item at a time (or, with no plate, `y ~ Normal(mu, sigma)` "
-     "draws every item of `y`)"),
+     "draws every item of `y`); a loop whose item t uses item t-1 (a state carried along) is a `recur t in n { ... }` "
+     "block"),
     (re.compile(r"^\s*(?P<at>[A-Za-z_]\w*\s*\(.*\))\s*~"),
      "only a name can be on the left of `~`",
      "name the value first, then observe it: `log_y = log(y)`, then `log_y ~ Normal(mu, sigma)` (a value "

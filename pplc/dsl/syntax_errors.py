@@ -242,10 +242,7 @@ def syntax_diagnostic(exc: UnexpectedInput, source: Source) -> Diagnostic:
     label = _syntax_label(exc)
     expected = _expected(exc)
     msg, hint = f"unexpected {what}" + (f"; {expected}" if expected else ""), None
-    if tok.type == "LSQB" and label in ("operand", "argument", "kwarg_value"):
-        msg = "list literals like `[1, 2]` are not part of .ppl"
-        hint = "declare a vector as data (`data v: real[k]`) or draw it (`v: real[k] ~ ...`)"
-    elif label in LABEL_MESSAGES:
+    if label in LABEL_MESSAGES:
         msg, hint = (t.format(prev=prev, what=what) if t else None for t in LABEL_MESSAGES[label])
     elif label == "typed_eq":
         m = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^=~]*?)\s*=", source.line(line))

@@ -7,21 +7,25 @@ from ...dsl.spans import Source, Span
 from .. import ir
 from .arguments import ArgumentChecker
 from .blocks import BlockChecker
+from .dist_args import DistArgChecker
 from .dist_functions import DistFunctionChecker
+from .enumerate import EnumerationChecker
 from .functions import FunctionChecker
+from .ode import OdeChecker
 from .matrices import MatrixChecker
 from .slices import SliceChecker
 from .base import MAX_DEPTH, Reported, expressions_of, nesting_depth, walk_statements
 from .consts import ConstChecker
 from .names import NameChecker
 from .placement import PlacementChecker
+from .recurrences import RecurrenceChecker
 from .shapes import ExpressionChecker
 from .statements import StatementChecker
 
 
-class Checker(StatementChecker, BlockChecker, FunctionChecker, ConstChecker, DistFunctionChecker, SliceChecker, MatrixChecker,
-              ArgumentChecker,
-              PlacementChecker, NameChecker, ExpressionChecker):
+class Checker(StatementChecker, RecurrenceChecker, BlockChecker, FunctionChecker, ConstChecker, DistFunctionChecker, SliceChecker, MatrixChecker,
+              ArgumentChecker, OdeChecker, DistArgChecker,
+              EnumerationChecker, PlacementChecker, NameChecker, ExpressionChecker):
     """Walks the AST once, in order, building IR variables; collects every independent error.
 
     Each base class is one concern, in its own module of this package; they share the state set up here."""
@@ -33,6 +37,7 @@ class Checker(StatementChecker, BlockChecker, FunctionChecker, ConstChecker, Dis
         self.sink = DiagnosticSink(source)
         self.vars: dict[str, ir.Variable] = {}
         self.order: list[ir.Variable] = []
+        self.index_checks: dict[tuple[str, str], ir.IndexCheck] = {}  # data used as index arrays, first use each
         self.dims: dict[str, ir.Dim] = {}
         self.plates: list[ir.Plate] = []
         self.sharded: dict[str, Span] = {}  # dim -> where a plate shards it
@@ -56,11 +61,14 @@ class Checker(StatementChecker, BlockChecker, FunctionChecker, ConstChecker, Dis
                                 f"no `const {name}` or `data {name}: int`", self.dim_first_use.get(name, dim.span),
                                 hint=did_you_mean(name, [d for d in self.dims if not d.isdigit()])
                                 or f"give its size: `const {name} = 10`, or declare data with this dim")
+        self._sum_out()  # discrete latents: their terms as one marginal per plate item (check/enumerate.py)
         self.sink.raise_if_errors()
-        return ir.Model(self.source.filename, tuple(self.order), tuple(self.dims.values()), tuple(self.plates))
+        return ir.Model(self.source.filename, tuple(self.order), tuple(self.dims.values()), tuple(self.plates),
+                        tuple(self.index_checks.values()))
 
     def _stmt(self, stmt: ast.Stmt, ctx: tuple[ir.Plate, ...]) -> None:
         try:
+            ctx = self._enumeration_context(stmt, ctx)  # a summed-out discrete latent's values: one more plate
             for e in expressions_of(stmt):
                 depth = nesting_depth(e)
                 if depth > MAX_DEPTH:
@@ -85,6 +93,8 @@ class Checker(StatementChecker, BlockChecker, FunctionChecker, ConstChecker, Dis
                 self._function_def(stmt, ctx)
             elif isinstance(stmt, ast.Plate):
                 self._plate(stmt, ctx)
+            elif isinstance(stmt, ast.Recur):
+                self._recur(stmt, ctx)
         except Reported:
             self._poison([stmt])
         except RecursionError:

@@ -8,6 +8,8 @@ from .. import ir
 from ..distributions import DISTRIBUTIONS
 from ..supports import Support, SupportCheck
 from .base import Reported, has_shape
+from .constrained import square_event
+from .param_values import check_param_values
 from .shapes import FUNCTIONS
 
 # Parameter names from Stan, PyMC and textbooks, and TFP's names for them.
@@ -26,12 +28,14 @@ def support_check(dist: ir.DistCall) -> SupportCheck:
     """What a value of `dist` must satisfy: its support, with the bounds and the classes dim the model fixes."""
     spec, params = dist.spec, dict(dist.params)
     low = high = classes_dim = None
-    if spec.support == Support.BOUNDED_COUNT:
+    if spec.support in (Support.BOUNDED_COUNT, Support.COUNT_VECTOR):
         high = _bound(params.get("total_count"))
     elif spec.support == Support.INTERVAL:
         low, high = _bound(params.get("low")), _bound(params.get("high"))
     elif spec.support == Support.CATEGORICAL:
         classes_dim = (params.get("logits") or params.get("probs")).axes.item[-1]
+    elif spec.support == Support.ORDINAL:  # K-1 cutpoints: outcomes 0..K-1
+        classes_dim = params["cutpoints"].axes.item[-1]
     return SupportCheck(spec.support, low, high, classes_dim, spec.strict_support)
 
 
@@ -91,8 +95,8 @@ class ArgumentChecker:
                                      f"{spec.name}({spec.one_of[1]} = ...)")
                 raise Reported
         names = [p for p in spec.params if p in given]
-        # TFP's parameters are real: int data (a Binomial's total_count) is cast to the run's real dtype
-        params = [(p, self.as_real(x)) for p, x in zip(names, self._exprs([given[p] for p in names], ctx))]
+        spec, params = self._bind_params(spec, names, given, spans, ctx)  # (dist_args.py: distributions, dims too)
+        check_param_values(self, spec, params, spans)  # literal and const parameters in their ranges
         batch, first = (), None
         for pname, pe in params:
             r = spec.param_event_rank.get(pname, 0)
@@ -111,6 +115,8 @@ class ArgumentChecker:
         spec = dist.spec
         if not spec.event_rank:
             return ()
+        for name in spec.dim_params:  # an HMM's num_steps: the time dim of its value
+            return (dict(dist.params)[name].dim,)
         for name, e in dist.params:
             if spec.param_event_rank.get(name):
                 return e.axes.item[len(e.axes.item) - spec.event_rank:]
@@ -119,6 +125,7 @@ class ArgumentChecker:
     def _match_batch(self, dist: ir.DistCall, item: tuple[str, ...], name: str, span: Span, plates=()):
         """The distribution's batch must broadcast to the variable's item shape (less its event dims)."""
         spec = dist.spec
+        square_event(self, dist, item, name, span)  # CholeskyLKJ's [K, K]
         want = item[:len(item) - spec.event_rank] if spec.event_rank else item
         if spec.event_rank:
             ev = self._event_dims(dist)

@@ -6,6 +6,7 @@ from ...dsl.diagnostics import did_you_mean
 from .. import ir
 from ..distributions import DISTRIBUTIONS
 from .base import Reported, has_shape
+from .dist_args import DIST_METHODS
 
 # .ppl's method -> TFP's, and the distributions that have it (log_cdf and log_survival: those TFP computes).
 METHODS = {"log_prob": "log_prob", "log_cdf": "log_cdf", "log_survival": "log_survival_function"}
@@ -22,6 +23,8 @@ class DistFunctionChecker:
             self.sink.error(f"`.{e.method}(...)` is a method of distributions, as in `Normal(0, 1).log_prob(x)`",
                             e.method_span)
             raise Reported
+        if e.method in DIST_METHODS:
+            return self._dist_method(e, ctx)
         if e.method not in METHODS:
             alias = STAN_NAMES.get(e.method)
             self.sink.error(f"distributions have no method `{e.method}`; they have "
@@ -37,6 +40,10 @@ class DistFunctionChecker:
         spec = dist.spec
         if spec.name in ("Flat", "HalfFlat"):
             self.sink.error(f"{spec.name} is improper: it has no {e.method}", e.value.span)
+            raise Reported
+        if spec.dimension:  # its size comes from a declared type (`L: cholesky_corr[K] ~ CholeskyLKJ(eta)`)
+            self.sink.error(f"pplc has no `{e.method}` of {spec.name} in expressions", e.value.span,
+                            hint=f"declare the latent with its prior: `L: cholesky_corr[K] ~ {spec.name}(eta)`")
             raise Reported
         if e.method != "log_prob" and not spec.cdf:
             self.sink.error(f"pplc has no `{e.method}` of {spec.name}", e.method_span,

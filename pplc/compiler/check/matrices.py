@@ -1,16 +1,17 @@
-"""Matrix, vector and Gaussian-process functions: cholesky, diag, eye, rep, gp_exp_quad_cov, log_mix."""
+"""Matrix, vector and Gaussian-process functions: cholesky, diag, eye, rep, gp_exp_quad_cov, log_mix (and linalg's)."""
 from __future__ import annotations
 
 from ...dsl import ast
 from .. import ir
 from .base import Reported, has_shape
+from .linalg import LINALG_FUNCS, LinalgChecker
 
 # name -> (min args, max args)
 MATRIX_FUNCS = {"cholesky": (1, 1), "diag": (1, 1), "eye": (1, 1), "rep": (2, 2), "gp_exp_quad_cov": (3, 3),
-                "log_mix": (3, 3)}
+                "log_mix": (3, 3), **LINALG_FUNCS}
 
 
-class MatrixChecker:
+class MatrixChecker(LinalgChecker):
     """Types the functions of MATRIX_FUNCS: their shapes over named dims, checked at each call."""
 
     def _dim_arg(self, node: ast.Expr, f: str) -> str:
@@ -28,8 +29,12 @@ class MatrixChecker:
         f = e.func
         lo, hi = MATRIX_FUNCS[f]
         if e.kwargs or not lo <= len(e.args) <= hi:
-            self.sink.error(f"`{f}` takes {lo} argument{'s' * (lo > 1)}, got {len(e.args) + len(e.kwargs)}", e.span)
+            want = str(lo) if lo == hi else f"{lo} or {hi}" if hi == lo + 1 else f"{lo} or more"
+            self.sink.error(f"`{f}` takes {want} argument{'s' * (hi > 1)}, got {len(e.args) + len(e.kwargs)}",
+                            e.span)
             raise Reported
+        if f in LINALG_FUNCS:
+            return self._linalg_call(e, ctx)
         if f == "eye":
             n = self._dim_arg(e.args[0], f)
             return ir.Function(ir.Axes((), (n, n)), "real", False, f, (), (n,))

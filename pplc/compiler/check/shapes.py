@@ -6,6 +6,7 @@ from ...dsl.diagnostics import did_you_mean
 from .. import ir
 from ..distributions import DISTRIBUTIONS
 from .base import Reported, has_shape, shape_str
+from .dist_args import HMM_FUNCS
 from .matrices import MATRIX_FUNCS
 
 ELEMENTWISE_FUNCS = {"exp", "log", "log1p", "expm1", "sqrt", "abs", "sigmoid", "logit", "softplus",
@@ -14,6 +15,8 @@ REDUCE_ALL = {"sum", "mean", "max", "min"}
 LAST_AXIS_REDUCE = {"logsumexp", "argmax"}
 LAST_AXIS_KEEP = {"softmax", "log_softmax"}
 FUNCTIONS = ELEMENTWISE_FUNCS | REDUCE_ALL | LAST_AXIS_REDUCE | LAST_AXIS_KEEP | {"dot", "where"} | set(MATRIX_FUNCS)
+FUNCTIONS |= HMM_FUNCS  # check/dist_args.py
+FUNCTIONS |= {"ode_solve"}  # check/ode.py
 ARITH = {"+", "-", "*", "/", "**"}
 COMPARE = {"==", "!=", "<", "<=", ">", ">="}
 
@@ -31,6 +34,10 @@ class ExpressionChecker:
     latent; shape errors are reported where they arise."""
 
     def expr(self, e: ast.Expr, ctx) -> ir.Expr:
+        if self.recur is not None and isinstance(e, (ast.Name, ast.Index)):  # inside a `recur` block
+            hit = self._recur_ref(e, ctx)
+            if hit is not None:
+                return hit
         if isinstance(e, ast.Num):
             return ir.Lit(ir.Axes(), "int" if e.is_int else "real", False, self._literal(e))
         if isinstance(e, ast.Bool):
@@ -57,6 +64,10 @@ class ExpressionChecker:
             return self._call(e, ctx)
         if isinstance(e, ast.Method):
             return self._method(e, ctx)
+        if isinstance(e, ast.ArrayLit):
+            return self._array_lit(e, ctx)
+        if isinstance(e, ast.IfElse):
+            return self._if_else(e, ctx)
         raise AssertionError(e)
 
     def _exprs(self, exprs, ctx) -> list[ir.Expr]:
@@ -204,6 +215,8 @@ class ExpressionChecker:
             self.sink.error(f"an index must be integer data or a whole number, but this one {why}", node.span,
                             hint=f"declare the index array `data {iname}: int[...]`" if not i.latent else None)
             raise Reported
+        if isinstance(i, ir.Ref) and i.kind in (ir.Kind.DATA, ir.Kind.TRANSFORMED):  # its values: checked when bound
+            self.index_checks.setdefault((i.name, dim), ir.IndexCheck(i.name, dim, node.span))
         if self._is_sharded(dim):
             across = next((d for d in i.axes.all if self._is_sharded(d)), None)
             msg = (f"gather across two sharded plates: the index varies over sharded `{across}` and picks "
@@ -216,6 +229,8 @@ class ExpressionChecker:
         f = e.func
         if f in self.functions:
             return self._user_call(e, ctx)
+        if f == "ode_solve":
+            return self._ode_solve(e, ctx)
         if f in DISTRIBUTIONS:
             self.sink.error(f"distribution `{f}` can only follow `~`", e.func_span)
             raise Reported
@@ -224,6 +239,8 @@ class ExpressionChecker:
             raise Reported
         if f in MATRIX_FUNCS:
             return self._matrix_call(e, ctx)
+        if f in HMM_FUNCS:
+            return self._hmm_call(e, ctx)
         if e.kwargs:
             self.sink.error(f"`{f}` takes no keyword arguments", e.kwargs[0].span)
             raise Reported

@@ -8,6 +8,7 @@ from .. import ir
 from ..supports import Support
 from .arguments import support_check
 from .base import Reported, has_shape
+from .constrained import constrained_type
 
 
 class StatementChecker:
@@ -61,6 +62,8 @@ class StatementChecker:
             raise Reported
         dist = self._dist(s.dist, ctx)
         spec = dist.spec
+        if existing is not None and self._enumerated_observation(s, ctx, dist, existing):
+            return  # given a summed-out discrete latent: a term of its marginal (check/enumerate.py)
         if existing is not None:  # observed
             if s.type is not None:
                 self.sink.error(f"`{s.name}` is data (declared at {existing.span}); its type is already known",
@@ -98,11 +101,15 @@ class StatementChecker:
         """The latent `s.name` drawn from `dist`, declared with type `t` (None: its shape from the distribution)."""
         plates = tuple(p.dim for p in ctx)
         spec = dist.spec
-        if spec.discrete:
-            self.sink.error(f"`{s.name}` would be a discrete latent variable ({spec.name}); HMC and NUTS sample "
-                            "continuous variables only", dist.span,
-                            hint=f"declare `data {s.name}: int` to observe it, or sum it out of the model")
+        if spec.observed_only:
+            self.sink.error(f"{spec.name} is observed only: `{s.name}` would be a latent drawn from it", dist.span,
+                            hint=f"declare `data {s.name}: real[...]` to observe it")
             raise Reported
+        if spec.discrete:  # summed out per plate item (check/enumerate.py): HMC and NUTS never see it
+            self._enumerated_latent(s, ctx, dist, t)
+            return
+        t, dist = constrained_type(self, s, t, dist)  # `simplex[K]`, `cholesky_corr[K]`: as `real[...]`
+        spec = dist.spec
         order = None
         if t is not None and t.dtype in ("ordered", "positive_ordered"):
             order = t.dtype

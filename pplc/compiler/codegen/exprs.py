@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from .. import ir
 from ..lower import COMPARISONS, is_literal
+from .dist_args import DistArgGen
+from .linalg import LINALG_CODE, linalg_code
 from .names import py
+from .ode import ode_call
 
 FUNC_CODE = {
     "exp": "jnp.exp", "log": "jnp.log", "log1p": "jnp.log1p", "expm1": "jnp.expm1", "sqrt": "jnp.sqrt",
@@ -41,12 +44,14 @@ def parens(code_prec: tuple[str, int], tighter_than: int) -> str:
     return code if prec > tighter_than else f"({code})"
 
 
-class ExprGen:
+class ExprGen(DistArgGen):
     """Lowers IR expressions to Python source in their natural layout: [..., plates, item]."""
 
     def __init__(self, model: ir.Model):
         self.model = model
         self.helpers: set[str] = set()  # the prelude's reductions across devices that the code uses
+        self.step_locals: dict = {}  # in a `recur` block's step function: its items' local names (recurrences.py)
+        self.local_defs: dict[str, str] = {}  # functions the code uses (an ODE's right-hand side), by name
 
     def dim(self, name: str) -> str:
         d = self.model.dim_map.get(name)
@@ -68,6 +73,8 @@ class ExprGen:
 
     def lift(self, e: ir.Expr, plates: tuple[str, ...], rank: int) -> tuple[str, int]:
         """`e` with size-1 axes added so that it lines up with [..., plates, item of `rank` dims]."""
+        if isinstance(e, (ir.DistValue, ir.DimSize)):  # a distribution or a dim as an argument (dist_args.py)
+            return self.lift_dist_arg(e, plates, rank)
         code, prec = self.gen(e)
         if is_literal(e):  # a Python number in generated code: it broadcasts as it is, and cannot be indexed
             return code, prec
@@ -173,6 +180,10 @@ class ExprGen:
 
     def _Function(self, e: ir.Function):
         plates, rank = e.axes.plates, len(e.axes.item)
+        if e.func in LINALG_CODE:
+            return linalg_code(self, e), PREC["atom"]
+        if e.func.startswith("hmm_"):
+            return self.hmm_function(e)
         if e.func == "eye":
             return f"jnp.eye({self.dim(e.sizes[0])}, dtype=jnp.result_type(float))", PREC["atom"]
         if e.func == "rep":
@@ -206,7 +217,27 @@ class ExprGen:
                 code = f"real({code})"
             params.append(f"{name}={code}")
         value = self.lift(e.value, plates, rank + e.spec.event_rank)[0]
+        if "." not in e.spec.constructor:  # the prelude's (SkewNormal, OrderedLogistic)
+            self.helpers.add(e.spec.constructor)
         return f"{e.spec.constructor}({', '.join(params)}).{e.method}({value})", PREC["atom"]
 
     def _Transpose(self, e: ir.Transpose):
         return f"jnp.swapaxes({self.code(e.value)}, -1, -2)", PREC["atom"]
+
+    def _EnumValues(self, e: ir.EnumValues):  # the values of an enumerated discrete latent
+        return f"jnp.arange({self.dim(e.axes.item[0])})", PREC["atom"]
+
+    def _SumOut(self, e: ir.SumOut):  # logsumexp over the values of an enumerated latent: the arg's last plate axis
+        axis = -1 - len(e.arg.axes.item)
+        return f"jax.scipy.special.logsumexp({self.code(e.arg)}, axis={axis})", PREC["atom"]
+
+    def _RecurItem(self, e: ir.RecurItem):  # `x[t-1]`, `y[t]` inside a `recur` block: a local of its step function
+        return self.step_locals[e], PREC["atom"]
+
+    _AtStep = _RecurItem
+
+    def _OdeSolve(self, e: ir.OdeSolve):
+        return ode_call(self, e), PREC["atom"]
+
+    def _Local(self, e: ir.Local):
+        return py(e.name), PREC["atom"]

@@ -5,6 +5,11 @@ import jax.numpy as jnp
 import tensorflow_probability.substrates.jax as tfp
 from tensorflow_probability.substrates.jax.internal import distribute_lib
 
+from . import prelude_dists
+from .prelude_mix import MIX_HELPERS
+from .prelude_linalg import LINALG_HELPERS
+from .prelude_ode import ODE_HELPERS
+
 tfd = tfp.distributions
 
 
@@ -18,6 +23,35 @@ def widen(x, shape):
     """`x`, lined up with [..., plates, item], broadcast to the [plates, item] `shape` (leading dims kept)."""
     x = jnp.asarray(x)
     return jnp.broadcast_to(x, jnp.broadcast_shapes(x.shape, tuple(shape)))
+
+
+def recurrence(step, first, xs, length, shapes, axes):
+    """The sequences of a `recur` block: `jax.lax.scan` of `step` over the `length` items after the first ones.
+
+    first: each sequence's first items, oldest first, in one flat tuple (as many per sequence): the carry of
+    `step`, which returns the next carry (its last item per sequence the new one); xs: the scan inputs (their
+    leading axis the items); shapes: each sequence's [plates, item] shape; axes: where each sequence's items go
+    (from the end). The carry is widened first to what one step returns (leading dims of latents, the dtype), so
+    that it keeps one shape; each sequence's items are stacked along its axis: [..., plates, items, item]."""
+    k = len(first) // len(shapes)
+    carry = [widen(x, shapes[i // k]) for i, x in enumerate(first)]
+    x_1 = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), xs)
+    for _ in range(4):
+        after = jax.eval_shape(step, tuple(carry), x_1)
+        groups = [[*carry[i * k:(i + 1) * k], *after[i * k:(i + 1) * k]] for i in range(len(shapes))]
+        wanted = [(jnp.broadcast_shapes(*(x.shape for x in g)), jnp.result_type(*(x.dtype for x in g)))
+                  for g in groups for _ in range(k)]  # one shape and dtype for all the items of a sequence
+        if all(c.shape == s and c.dtype == d for c, (s, d) in zip(carry, wanted)):
+            break
+        carry = [jnp.broadcast_to(c, s).astype(d) for c, (s, d) in zip(carry, wanted)]
+
+    def scan_step(c, x_t):
+        c = tuple(jnp.broadcast_to(a, b.shape).astype(b.dtype) for a, b in zip(step(c, x_t), c))
+        return c, c[k - 1::k]
+
+    _, items = jax.lax.scan(scan_step, tuple(carry), xs, length=length)
+    return [jnp.moveaxis(jnp.concatenate([jnp.stack(carry[i * k:(i + 1) * k]), items[i]]), 0, axes[i])
+            for i in range(len(shapes))]
 
 
 # What tfd.Masked puts in place of padded items (its `safe_sample_fn`): a fixed point of the site's support, where
@@ -149,7 +183,7 @@ class LogDensityTerm(tfd.Normal):
         return jnp.zeros([n, *self.batch_shape], self.dtype)
 
 
-class Bounded(tfd.Distribution):
+class Bounded(tfd.AutoCompositeTensorDistribution):
     """`distribution` restricted to [low, high] (either may be None), as Stan's `real<lower=..., upper=...>`:
     sampled on the unconstrained scale through Stan's transforms (low + exp(z), high - exp(z),
     low + (high - low) * sigmoid(z)); with `normalize`, its log density is renormalised over the bounds (the
@@ -245,7 +279,7 @@ class Bounded(tfd.Distribution):
         return tfb.Identity()
 
 
-class Ordered(tfd.Distribution):
+class Ordered(tfd.AutoCompositeTensorDistribution):
     """`distribution` (an event over [..., K]) restricted to values increasing along the last dim, as Stan's
     `ordered[K]` (`positive`: `positive_ordered[K]`): the same log density (unnormalised, as Stan), on the
     unconstrained scale through Stan's transform (the first element, then the logs of the increments; positive:
@@ -289,6 +323,7 @@ class Ordered(tfd.Distribution):
 HELPERS = {
     "real": (real, ()),
     "widen": (widen, ()),
+    "recurrence": (recurrence, ("widen",)),
     "pad_value_zero": (pad_value_zero, ()),
     "pad_value_one": (pad_value_one, ()),
     "pad_value_half": (pad_value_half, ()),
@@ -301,6 +336,9 @@ HELPERS = {
     "log_mix": (log_mix, ()),
     "diag": (diag, ()),
     "gp_exp_quad_cov": (gp_exp_quad_cov, ()),
+    **LINALG_HELPERS,
+    **MIX_HELPERS,
+    **ODE_HELPERS,
     "BernoulliLogits": (BernoulliLogits, ()),
     "Flat": (Flat, ("real",)),
     "HalfFlat": (HalfFlat, ("real",)),
@@ -308,3 +346,4 @@ HELPERS = {
     "Bounded": (Bounded, ()),
     "Ordered": (Ordered, ()),
 }
+HELPERS.update(prelude_dists.HELPERS)  # SkewNormal, OrderedLogistic and the pad values they and others need

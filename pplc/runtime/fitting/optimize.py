@@ -20,16 +20,19 @@ ITERATIONS = 2000  # CmdStan's default `iter` for optimize
 HISTORY = 10  # L-BFGS correction pairs (CmdStan's history_size 5; optax's default 10)
 PREFIX = "optimize/"  # the .npz keys of the run's information (a .ppl name cannot contain "/")
 PATIENCE = 10  # float32: the objective or the parameters still for this many iterations in a row, not one
+GRAD_PATIENCE = 50  # float32: ... and the gradient's lowest largest element not halved for this many iterations
 
 
 def tolerances(dtype) -> dict:
     """CmdStan's L-BFGS stopping rules: the gradient's largest element under 1e-8, a relative change of the
     objective under 1e4 x machine epsilon, a change of every parameter under 1e-8 (relative to the largest); in
-    float32 the round-off of the objective and of the parameters sets the floor."""
+    float32 the round-off of the objective and of the parameters sets the floor, and a stall counts only once the
+    gradient has stopped falling (`grad_patience`): the line search goes on by slopes (Hager and Zhang's approximate
+    Wolfe test) well after the objective's change is below its round-off."""
     eps = float(jnp.finfo(dtype).eps)
     if jnp.dtype(dtype) == jnp.float64:
-        return {"grad": 1e-8, "rel_obj": 1e4 * eps, "param": 1e-8, "patience": 1}
-    return {"grad": 1e-8, "rel_obj": eps, "param": eps, "patience": PATIENCE}
+        return {"grad": 1e-8, "rel_obj": 1e4 * eps, "param": 1e-8, "patience": 1, "grad_patience": 0}
+    return {"grad": 1e-8, "rel_obj": eps, "param": eps, "patience": PATIENCE, "grad_patience": GRAD_PATIENCE}
 
 
 STOPS = ("", "the gradient is below tolerance", "the relative change of the objective is below tolerance",
@@ -139,7 +142,7 @@ def lbfgs(objective, x0, iterations: int) -> LBFGSResult:
     value_and_grad = optax.value_and_grad_from_state(objective)
 
     def body(carry):
-        x, state, i, evals, _, still = carry
+        x, state, i, evals, _, still, best, ref, since = carry
         value, grad = value_and_grad(x, state=state)
         updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=objective)
         new = optax.apply_updates(x, updates)
@@ -149,9 +152,14 @@ def lbfgs(objective, x0, iterations: int) -> LBFGSResult:
                                                                                       jnp.abs(new_value)), 1.0)
         moved = jnp.max(jnp.abs(new - x)) <= tol["param"] * jnp.maximum(jnp.max(jnp.abs(new)), 1.0)
         still = jnp.where(change | moved, still + 1, 0)
-        stop = jnp.select([~jnp.isfinite(new_value), jnp.max(jnp.abs(new_grad)) < tol["grad"],
-                           change & (still >= tol["patience"]), moved & (still >= tol["patience"])], [4, 1, 2, 3], 0)
-        return new, state, i + 1, evals + steps, stop, still
+        gmax = jnp.max(jnp.abs(new_grad))
+        best = jnp.minimum(best, gmax)
+        halved = best < 0.5 * ref  # the gradient is still falling: not a stall, however still the objective
+        ref, since = jnp.where(halved, best, ref), jnp.where(halved, 0, since + 1)
+        stalled = (still >= tol["patience"]) & (since >= tol["grad_patience"])
+        stop = jnp.select([~jnp.isfinite(new_value), gmax < tol["grad"], change & stalled, moved & stalled],
+                          [4, 1, 2, 3], 0)
+        return new, state, i + 1, evals + steps, stop, still, best, ref, since
 
     def cond(carry):
         return (carry[2] < iterations) & (carry[4] == 0)
@@ -159,7 +167,8 @@ def lbfgs(objective, x0, iterations: int) -> LBFGSResult:
     @jax.jit
     def run(x0):
         state = opt.init(x0)
-        x, state, i, evals, stop, _ = jax.lax.while_loop(cond, body, (x0, state, 0, 0, 0, 0))
+        inf = jnp.asarray(jnp.inf, x0.dtype)
+        x, state, i, evals, stop = jax.lax.while_loop(cond, body, (x0, state, 0, 0, 0, 0, inf, inf, 0))[:5]
         value, grad = value_and_grad(x, state=state)
         return LBFGSResult(x, value, grad, i, evals + 1, stop)
 

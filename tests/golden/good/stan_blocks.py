@@ -123,7 +123,7 @@ class LogDensityTerm(tfd.Normal):
         return jnp.zeros([n, *self.batch_shape], self.dtype)
 
 
-class Bounded(tfd.Distribution):
+class Bounded(tfd.AutoCompositeTensorDistribution):
     """`distribution` restricted to [low, high] (either may be None), as Stan's `real<lower=..., upper=...>`:
     sampled on the unconstrained scale through Stan's transforms (low + exp(z), high - exp(z),
     low + (high - low) * sigmoid(z)); with `normalize`, its log density is renormalised over the bounds (the
@@ -242,7 +242,7 @@ class Bounded(tfd.Distribution):
         return tfb.Identity()
 
 
-class Ordered(tfd.Distribution):
+class Ordered(tfd.AutoCompositeTensorDistribution):
     """`distribution` (an event over [..., K]) restricted to values increasing along the last dim, as Stan's
     `ordered[K]` (`positive`: `positive_ordered[K]`): the same log density (unnormalised, as Stan), on the
     unconstrained scale through Stan's transform (the first element, then the logs of the increments; positive:
@@ -336,17 +336,13 @@ def make_model(data, dims, masks, shard_axes=()):
         # stan_blocks.ppl:21  mu: ordered[2] ~ Normal(0, 2)
         mu = yield Root(Ordered(tfd.Sample(tfd.Normal(real(0.0), real(2.0)), [2]), name="mu"))
         # stan_blocks.ppl:22  theta: real<lower=0, upper=1> ~ Beta(5, 5)
-        theta = yield Root(
-            Bounded(tfd.Beta(real(5.0), real(5.0)), low=0.0, high=1.0, normalize=True, name="theta")
-        )
+        theta = yield Root(Bounded(tfd.Beta(real(5.0), real(5.0)), low=0.0, high=1.0, name="theta"))
         # stan_blocks.ppl:23  alpha: real<lower=0> ~ Normal(0, 2)
         alpha = yield Root(
             Bounded(tfd.Normal(real(0.0), real(2.0)), low=0.0, normalize=True, name="alpha")
         )
         # stan_blocks.ppl:24  length: real<lower=0> ~ Gamma(25, 4)
-        length = yield Root(
-            Bounded(tfd.Gamma(real(25.0), real(4.0)), low=0.0, normalize=True, name="length")
-        )
+        length = yield Root(Bounded(tfd.Gamma(real(25.0), real(4.0)), low=0.0, name="length"))
         # stan_blocks.ppl:25  f_tilde: real[M] ~ Normal(0, 1)
         f_tilde = yield Root(
             tfd.Sample(tfd.Normal(real(0.0), real(1.0)), [dims["M"]], name="f_tilde")
