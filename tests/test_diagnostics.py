@@ -147,8 +147,8 @@ from pplc.dsl.parse import parse  # noqa: E402
 from pplc.dsl.pretty import program as pretty_program, without_spans  # noqa: E402
 from pplc.dsl.spans import NO_SPAN  # noqa: E402
 
-# PPLC_HYPOTHESIS_PROFILE=fuzz runs 10,000 examples per property (about an hour on two cores); CI runs 500.
-settings.register_profile("ci", max_examples=500, deadline=None, derandomize=True, database=None,
+# PPLC_HYPOTHESIS_PROFILE=fuzz runs 10,000 examples per property (about an hour on two cores); CI runs 200.
+settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, database=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.register_profile("fuzz", max_examples=10_000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
