@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES
+from conftest import EXAMPLES, TEST_XLA_FLAGS
 
 import pplc
 from pplc import cli
@@ -64,7 +64,7 @@ def env(tmp_path_factory):
     cache = tmp_path_factory.mktemp("jax_cache")
     e = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
              JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0", PYTHONUNBUFFERED="1")
-    e.pop("XLA_FLAGS", None)
+    e["XLA_FLAGS"] = TEST_XLA_FLAGS  # no device count from outside: `--devices` decides
     return e
 
 

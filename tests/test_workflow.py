@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import TEST_XLA_FLAGS
 from scipy import special, stats
 
 import pplc
@@ -271,6 +272,7 @@ def test_more_devices_after_a_computation_on_one(tmp_path):
         print("ORDER OK")
         """))
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    env["XLA_FLAGS"] = TEST_XLA_FLAGS  # no device count from outside: the script's own process decides
     proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ORDER OK" in proc.stdout
@@ -293,6 +295,7 @@ def test_readme_python_snippet_runs_top_to_bottom(tmp_path):
     script = tmp_path / "snippet.py"
     script.write_text(fast + "\nimport numpy as np\n" + check)
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    env["XLA_FLAGS"] = TEST_XLA_FLAGS  # no device count from outside: the script's own process decides
     proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
