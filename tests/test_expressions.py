@@ -24,7 +24,7 @@ Tolerance: |pplc - numpy64| <= 1e-4 * |numpy64| + 1e-5 * scale + 4 * |numpy32 - 
 largest magnitude in the value (at least 1), numpy32 the same reference evaluated in float32 (so an
 ill-conditioned expression gets the slack its own float32 rounding needs). Bugs differ by O(1).
 
-Profiles (PPLC_HYPOTHESIS_PROFILE): "ci" (default: 50 random examples, 5-25 s on two cores, most of it
+Profiles (PPLC_HYPOTHESIS_PROFILE): "ci" (default: 100 random examples, 10-45 s on two cores, most of it
 shrinking the first failure found; the seed is printed, PPLC_HYPOTHESIS_SEED=<n> replays it) and "thorough"
 (10,000 examples, every distinct failure reported: `PPLC_HYPOTHESIS_PROFILE=thorough pytest
 tests/test_expressions.py -k agree`, by hand; expect an hour or more on one core).
@@ -46,7 +46,7 @@ import pplc
 from expression_strategy import (Arr, Bin, Call, Case, IfElse, Index, Invalid, Lit, Name, OutOfRange, T, cases,
                                  reference, show)
 
-settings.register_profile("ci", max_examples=50, deadline=None, derandomize=False, print_blob=True,
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=False, print_blob=True,
                           report_multiple_bugs=False,  # shrink the first failure only: a failing run stays short
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("thorough", max_examples=10_000, deadline=None, derandomize=False, print_blob=True,

@@ -37,8 +37,7 @@ SEED_MODELS = {
 }
 
 
-# CI runs the MovieLens program (sharded latents and data); the MNIST one (sharded data only) is in the slow profile.
-@pytest.mark.parametrize("name", [pytest.param("mnist_logreg", marks=pytest.mark.slow), "movielens_mf"])
+@pytest.mark.parametrize("name", sorted(SEED_MODELS))
 def test_generated_program_runs_on_its_own(tmp_path, name):
     """`pplc compile X -o x.py && python x.py --data ... --devices 8`: the program needs nothing from pplc."""
     data, shapes = SEED_MODELS[name]
@@ -69,10 +68,7 @@ RUNS = {
 }
 
 
-# CI runs the two seed models; eight schools (no sharded plate: the devices only run chains) is in the slow profile
-# and runs in CI through tests/test_workflow.py.
-@pytest.mark.parametrize("name", [pytest.param("eight_schools", marks=pytest.mark.slow), "mnist_logreg",
-                                  "movielens_mf"])
+@pytest.mark.parametrize("name", sorted(RUNS))
 def test_pplc_run_samples_the_example_on_8_devices(tmp_path, name):
     data, shapes = RUNS[name]
     out = tmp_path / "fit.npz"
