@@ -1,0 +1,1 @@
+check no_sharded_plate.ppl --data no_sharded_plate.json

@@ -1,0 +1,1 @@
+summary small_fit.npz
