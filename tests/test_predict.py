@@ -80,6 +80,50 @@ def test_bernoulli_and_normal_predictives():
     assert "bma_accuracy" not in pred.metrics["y"] and np.isfinite(pred.metrics["y"]["lppd"])
 
 
+MULTIVARIATE = """
+const K = 3
+data counts: int[n, K]
+data total: int[n]
+data x: real[m, K]
+theta ~ Dirichlet(rep(1.0, K))
+mu ~ Normal(0, 1)
+L: cholesky_corr[K] ~ CholeskyLKJ(2)
+plate n {
+  counts ~ Multinomial(total, probs=theta)
+}
+plate m {
+  x ~ MultivariateNormalTriL(rep(mu, K), L)
+}
+"""
+
+
+def test_multivariate_observed_sites_predict_their_means_and_log_density():
+    """Multinomial and MultivariateNormalTriL observed in plates: the predictive mean has the event dim, the log
+    predictive density is per item (over the event), both as SciPy computes them from the same draws."""
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    model = pplc.compile(MULTIVARIATE, "mv.ppl")
+    n, m, k = 5, 4, 3
+    data = {"counts": rng.multinomial(7, [0.2, 0.3, 0.5], size=n), "total": np.full(n, 7),
+            "x": rng.normal(size=(m, k))}
+    theta = rng.dirichlet(np.ones(k), size=(2, 3))
+    mu = rng.normal(size=(2, 3))
+    a = rng.normal(size=(2, 3, k, k)) * 0.3 + np.eye(k) * 2
+    L = np.linalg.cholesky(a @ np.swapaxes(a, -1, -2))
+    L = L / np.linalg.norm(L, axis=-1, keepdims=True)  # rows of unit length: a correlation factor
+    pred = predict(model.program, {"theta": theta, "mu": mu, "L": L}, data, chunk=4)
+    np.testing.assert_allclose(pred.mean["counts"], 7 * np.broadcast_to(theta.mean((0, 1)), (n, k)), rtol=1e-5)
+    np.testing.assert_allclose(pred.mean["x"], np.full((m, k), mu.mean()), rtol=1e-5, atol=1e-6)
+    lik_c = np.array([[stats.multinomial.logpmf(data["counts"], 7, theta[c, d]) for d in range(3)] for c in range(2)])
+    lik_x = np.array([[stats.multivariate_normal.logpdf(data["x"], np.full(k, mu[c, d]), L[c, d] @ L[c, d].T)
+                       for d in range(3)] for c in range(2)])
+    for name, lik in (("counts", lik_c), ("x", lik_x)):  # [chains, draws, items]
+        lppd = logsumexp(lik.reshape(6, -1), axis=0) - np.log(6)
+        assert pred.metrics[name]["lppd"] == pytest.approx(lppd.sum(), rel=1e-4), name
+        assert pred.metrics[name]["lppd_mean"] == pytest.approx(lppd.mean(), rel=1e-4), name
+
+
 def test_fit_predict_and_cli(tmp_path):
     model = pplc.compile_file(os.path.join(EXAMPLES, "mnist_logreg.ppl"))
     data = os.path.join(EXAMPLES, "mnist_logreg_sim.npz")

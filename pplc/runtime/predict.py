@@ -1,6 +1,7 @@
 """Posterior predictive: the observed sites' distributions given each posterior draw, per draw and averaged."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -131,6 +132,10 @@ def predict(program: Program, draws: dict, data, per_draw: bool = False, chunk: 
         return tuple(sizes[d] for d in v.phys), tuple(classes)
 
     shapes = {v.name: shape_of(v) for v in observed}
+    # A multivariate site's last dims are its event (a Multinomial's counts, an MVN's vector): its mean has
+    # them, its log density per item does not
+    events = {v.name: v.dist.spec.event_rank if v.dist is not None else 0 for v in observed}
+    items = {n: s[:len(s) - events[n]] for n, (s, _) in shapes.items()}
     per_elem = max(1, sum(int(np.prod(s + c)) for s, c in shapes.values()))
     if chunk is None:
         chunk = max(1, min(n_draws, CHUNK_ELEMENTS // per_elem))
@@ -156,7 +161,7 @@ def predict(program: Program, draws: dict, data, per_draw: bool = False, chunk: 
             elif v.support == Support.BINARY:
                 pred = jnp.broadcast_to(spread(inner.probs_parameter()), b + shape)
             else:
-                pred = jnp.broadcast_to(spread(inner.mean()), b + shape)
+                pred = jnp.broadcast_to(spread(inner.mean(), events[v.name]), b + shape)
             w = weights.reshape(b + (1,) * (pred.ndim - 1))
             s = dict(state[v.name])
             s["sum"] = s["sum"] + jnp.sum(w * pred, axis=0)
@@ -166,8 +171,8 @@ def predict(program: Program, draws: dict, data, per_draw: bool = False, chunk: 
                 y = data[v.name]
                 if added:  # batch dims of size 1 for the Sample layers' dims: log p of each y
                     inner = inner[(Ellipsis,) + (None,) * added]
-                ll = jnp.broadcast_to(inner.log_prob(y), b + shape)
-                ll = jnp.where(w.reshape(b + (1,) * len(shape)) > 0, ll, -jnp.inf)
+                ll = jnp.broadcast_to(inner.log_prob(y), b + items[v.name])
+                ll = jnp.where(w.reshape(b + (1,) * len(items[v.name])) > 0, ll, -jnp.inf)
                 m = jnp.maximum(s["ll_max"], jnp.max(ll, axis=0))
                 s["ll_sum"] = s["ll_sum"] * jnp.exp(s["ll_max"] - m) + jnp.sum(jnp.exp(ll - m), axis=0)
                 s["ll_max"] = m
@@ -182,15 +187,17 @@ def predict(program: Program, draws: dict, data, per_draw: bool = False, chunk: 
         shape, classes = shapes[v.name]
         state[v.name] = {"sum": jnp.zeros(shape + classes, jnp.float32)}
         if v.name in have:
-            state[v.name]["ll_max"] = jnp.full(shape, -jnp.inf, jnp.float32)
-            state[v.name]["ll_sum"] = jnp.zeros(shape, jnp.float32)
+            state[v.name]["ll_max"] = jnp.full(items[v.name], -jnp.inf, jnp.float32)
+            state[v.name]["ll_sum"] = jnp.zeros(items[v.name], jnp.float32)
     step = jax.jit(evaluate)
     outs = []
     for start in range(0, n_draws, chunk):
         idx = np.minimum(np.arange(start, start + chunk), n_draws - 1)  # the last chunk repeats its last draw
         weights = (np.arange(start, start + chunk) < n_draws).astype(np.float32)
         values = {k: x[idx] for k, x in flat.items()}
-        state, out = step(values, weights, arrays, state)
+        with warnings.catch_warnings():  # TFP's samplers ask for 64-bit dtypes JAX truncates: not the user's business
+            warnings.filterwarnings("ignore", message="Explicitly requested dtype (float|int)64", category=UserWarning)
+            state, out = step(values, weights, arrays, state)
         keep = int(weights.sum())
         outs.append({k: np.asarray(x)[:keep] for k, x in out.items()})
     joined = {k: np.concatenate([o[k] for o in outs]) for k in (outs[0] if outs else {})}
