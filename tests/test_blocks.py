@@ -300,3 +300,23 @@ def test_a_bounded_latent_in_a_sharded_plate_has_the_closed_form_density_and_a_f
         assert model.log_prob(params, {"y": y}, devices=devices) == pytest.approx(want, rel=1e-5)
         grads = model.grad_log_prob(params, {"y": y}, devices=devices)
         assert all(np.all(np.isfinite(np.asarray(g))) for g in grads.values())
+
+
+def test_a_mixture_of_two_families_by_log_mix_is_the_closed_form():
+    """Components of different families (Stan's `log_mix` of two lpdfs, docs/language.md): per item, summed
+    across devices with a padded sharded plate, equal to SciPy's density in float64."""
+    from scipy import stats
+    from scipy.special import logsumexp
+
+    model = pplc.compile("data y: real[n]\ntheta ~ Beta(2, 2)\nmu ~ Normal(0, 5)\nsigma ~ HalfNormal(2)\n"
+                         "tau ~ HalfNormal(2)\nplate n sharded over devices {\n"
+                         "  target += log_mix(theta, Normal(mu, sigma).log_prob(y), StudentT(3, mu, tau).log_prob(y))\n"
+                         "}\n", "mix.ppl")
+    y = np.array([0.3, -1.2, 4.0, 0.8, 2.2])
+    p = {"theta": 0.3, "mu": 0.5, "sigma": 1.3, "tau": 0.7}
+    mix = logsumexp([np.log(0.3) + stats.norm.logpdf(y, 0.5, 1.3), np.log(0.7) + stats.t.logpdf(y, 3, 0.5, 0.7)],
+                    axis=0)
+    ref = (stats.beta.logpdf(0.3, 2, 2) + stats.norm.logpdf(0.5, 0, 5) + stats.halfnorm.logpdf(1.3, scale=2)
+           + stats.halfnorm.logpdf(0.7, scale=2) + mix.sum())
+    for devices in (1, 2):  # 5 items: padded to 6 on 2 devices
+        assert float(model.log_prob(p, {"y": y}, devices=devices)) == pytest.approx(ref, rel=1e-6), devices
