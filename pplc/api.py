@@ -14,6 +14,7 @@ from .dsl.diagnostics import Diagnostic, PPLError
 from .dsl.parse import parse
 from .dsl.spans import Source
 from .runtime import data as data_lib
+from .runtime.data import rows as rows_lib
 from .runtime.density import LogDensity
 from .runtime.devices import cache as cache_lib
 from .runtime.devices import distributed
@@ -180,8 +181,8 @@ class Model:
         if not is_main_process():
             progress = False
         with (jax.enable_x64(True) if cfg.x64 else contextlib.nullcontext()):
-            bound = _as_data(self.program, data)
-            mesh, layout = data_lib.on_mesh(self.program, bound.sizes, devices, cfg.chain_groups)
+            # With several processes each reads only its rows of the sharded data (docs/scaling.md).
+            bound, mesh, layout = rows_lib.sample_data(self.program, data, devices, cfg.chain_groups, str(cfg.init))
             with matmul_precision_context(matmul_precision):
                 try:
                     result = run_sampler(self.program, bound, layout, mesh, cfg, spmd,
@@ -262,8 +263,7 @@ class Model:
         tracks = [v.name for v in self.ir.of_kind("track")]
         trace.update({k: v for k, v in draws_.items() if k in tracks})
         draws_ = {k: v for k, v in draws_.items() if k not in tracks}
-        observed = {k: np.asarray(bound.arrays[k]) for k in self.module.OBSERVED if k in bound.arrays}
-        constant = {k: np.asarray(x) for k, x in bound.arrays.items() if k not in observed}
+        observed, constant = rows_lib.fit_data(self.program, bound, self.module.OBSERVED)
         dims = {v.name: list(v.phys) for v in self.ir.variables
                 if v.name in draws_ or v.name in trace or v.name in observed}
         meta = {"config": dataclasses.asdict(cfg), "tracked": tracks, "notes": list(notes),

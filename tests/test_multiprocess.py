@@ -32,6 +32,9 @@ from pplc.runtime.sampling.carry import to_host
 port, pid, data, out, ref = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 status = main(["run", {model!r}, "--data", data, "--out", out, "--devices", "4", "--coordinator",
                f"127.0.0.1:{{port}}", "--num-processes", "2", "--process-id", str(pid)] + {run!r})
+from pplc.runtime.data import rows
+np.savez(ref + f".read{{pid}}.npz", **{{k + "/" + f: np.asarray(x) for k, r in rows.LAST_READ.items()
+                                     for f, x in r.items()}})  # what this process read of the sharded data
 model = pplc.compile_file({model!r}, consts={{"dim": 3}})
 z = dict(np.load(ref))
 lp, grad = model.log_density(data, devices=4).value_and_grad(z)
@@ -90,6 +93,16 @@ def test_two_processes_of_four_devices_are_one_process_of_eight(problem):
     assert codes == [0, 0], "\n".join(t[-3000:] for t in text)
     assert os.path.exists(d / "fit0.npz") and not os.path.exists(d / "fit1.npz")  # process 0 writes, once
     assert "wrote" in text[0] and "wrote" not in text[1]
+
+    # Each process read and held only its half of the 16 padded users: rows 0-7, then 8-15 of which 8-12 are in
+    # the file (13 users) and 13-15 copies of the last; one byte per bool, 6 movies per user.
+    watched = np.load(data)["watched"]
+    for i, (lo, in_file) in enumerate([(0, 8), (8, 5)]):
+        read = np.load(d / f"z.npz.read{i}.npz")
+        assert list(read["watched/rows"]) == [lo, lo + 8] and list(read["watched/held"]) == [8, 6]
+        assert read["watched/bytes_read"] == in_file * 6 * watched.itemsize
+    # The output holds the observed data whole, as one process's does (process 0 reads it from the file to write).
+    np.testing.assert_array_equal(np.load(d / "fit0.npz")["observed/watched"], watched)
 
     # One process, 8 devices: the same log density and gradient, and the same first draws.
     lp8, grad8 = model.log_density(data, devices=8).value_and_grad(z)
@@ -217,3 +230,94 @@ def test_incomplete_or_wrong_process_flags_are_refused_before_anything_starts(pr
     _, data, _, _ = problem
     assert main(["run", MODEL, "--data", data, "--quiet", *flags]) == 1
     assert message in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ rows, no processes
+class _Device:
+    def __init__(self, process):
+        self.process_index = process
+
+
+def _fake_mesh(processes, per_process, groups=1):
+    """A mesh of `processes` x `per_process` devices as make_mesh lays it out (process 0's first), in groups."""
+    from types import SimpleNamespace
+
+    devs = np.array([_Device(p) for p in range(processes) for _ in range(per_process)], dtype=object)
+    if groups == 1:
+        return SimpleNamespace(shape={"data": devs.size}, axis_names=("data",), devices=devs)
+    return SimpleNamespace(shape={"chains": groups, "data": devs.size // groups}, axis_names=("chains", "data"),
+                           devices=devs.reshape(groups, -1))
+
+
+@pytest.mark.parametrize("processes, per_process", [(2, 4), (4, 2), (3, 1), (2, 1), (1, 8)])
+def test_each_process_holds_its_share_of_the_padded_rows_and_reads_only_those_in_the_file(processes, per_process):
+    from pplc.runtime.data.layout import held_rows, padded_rows, process_positions, read_plan
+
+    ndev = processes * per_process
+    for size in range(1, 21):
+        padded = -(-size // ndev) * ndev
+        whole = np.stack([np.arange(size), -np.arange(size)], axis=1)  # [size, 2]: rows along axis 0
+        expected = np.concatenate([whole, np.repeat(whole[-1:], padded - size, axis=0)])  # edge padding
+        mesh = _fake_mesh(processes, per_process)
+        got = []
+        for p in range(processes):
+            lo, hi = held_rows(padded, ndev, process_positions(mesh, p))
+            assert hi - lo == padded // processes
+            a, b = read_plan(size, lo, hi)
+            assert 0 <= a < b <= size and b - a == max(1, min(hi, size) - lo)  # the true rows, or the last one
+            got.append(padded_rows(whole[a:b], a, lo, hi))
+            np.testing.assert_array_equal(padded_rows(whole.T[:, a:b], a, lo, hi, axis=1), expected[lo:hi].T)
+        np.testing.assert_array_equal(np.concatenate(got), expected)
+
+
+def test_with_a_chain_group_per_process_each_process_holds_every_row():
+    from pplc.runtime.data.layout import held_rows, process_positions
+
+    mesh = _fake_mesh(2, 4, groups=2)  # each process is one group: the data axis lies within a process
+    assert [held_rows(8, 4, process_positions(mesh, p)) for p in (0, 1)] == [(0, 8), (0, 8)]
+    mesh = _fake_mesh(2, 4, groups=4)  # 4 groups of 2: two per process
+    assert [held_rows(6, 2, process_positions(mesh, p)) for p in (0, 1)] == [(0, 6), (0, 6)]
+    mesh = _fake_mesh(4, 1, groups=2)  # a group spans two processes
+    assert [held_rows(6, 2, process_positions(mesh, p)) for p in range(4)] == [(0, 3), (3, 6)] * 2
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_rows_of_an_npz_member_are_read_alone_when_it_is_stored_uncompressed(tmp_path, order):
+    from pplc.runtime.data.load import npz_members, read_rows
+
+    x = np.asfortranarray(np.arange(700.0).reshape(100, 7)) if order == "F" else np.arange(700.0).reshape(100, 7)
+    for save, stored in ((np.savez, True), (np.savez_compressed, False)):
+        path = str(tmp_path / f"x{stored}.npz")
+        save(path, x=x, n=np.int32(100))
+        m = npz_members(path)
+        assert m["x"].shape == (100, 7) and m["n"].shape == () and (m["x"].offset is not None) == stored
+        got, nbytes = read_rows(path, m["x"], 0, 30, 45)
+        np.testing.assert_array_equal(got, x[30:45])
+        if order == "C":  # rows one after another: only theirs are read (compressed: decompressed up to them)
+            assert nbytes == (15 if stored else 45) * 7 * 8
+        got, _ = read_rows(path, m["x"], 1, 2, 5)
+        np.testing.assert_array_equal(got, x[:, 2:5])
+
+
+def test_a_process_binds_its_rows_of_the_file_as_the_whole_padded_data_holds_them(problem, tmp_path):
+    from pplc.runtime.data import rows
+    from pplc.runtime.data.layout import layout
+
+    _, data, model, _ = problem
+    watched = np.load(data)["watched"]
+    whole = layout(model.ir, {"users": 13, "movies": 6}, 8).pad(watched, ("users", "movies"))
+    as_json = str(tmp_path / "d.json")
+    with open(as_json, "w") as f:
+        import json
+
+        json.dump({"watched": watched.astype(int).tolist()}, f)
+    for path in (data, as_json):
+        for p in (0, 1):
+            local = rows.local_rows(model.program, path, _fake_mesh(2, 4), p)
+            assert local.sizes["users"] == 13 and local.held == {"watched": (0, 8 * p, 8 * p + 8)}
+            np.testing.assert_array_equal(local.arrays["watched"], whole[8 * p:8 * p + 8])
+    bad = str(tmp_path / "bad.npz")  # a bad value in process 1's rows only: its process finds it, the other not
+    np.savez(bad, watched=np.where(np.arange(13)[:, None] == 11, 2, watched.astype(np.int64)))
+    assert rows.local_rows(model.program, bad, _fake_mesh(2, 4), 0).sizes["users"] == 13
+    with pytest.raises(pplc.PPLError, match="values other than 0 and 1"):
+        rows.local_rows(model.program, bad, _fake_mesh(2, 4), 1)

@@ -74,9 +74,11 @@ def _only_observed_through(model: ir.Model) -> set[str]:
     return feeds - direct
 
 
-def bind(model: ir.Model, raw: dict, filename: str = "<data>", allow_missing: bool = False) -> BoundData:
+def bind(model: ir.Model, raw: dict, filename: str = "<data>", allow_missing: bool = False,
+         shapes: dict | None = None) -> BoundData:
     """Check `raw` against the model's data declarations before any tracing; every independent error is
-    reported at once, each naming the variable (and the dim). Warnings come back in `BoundData.warnings`."""
+    reported at once, each naming the variable (and the dim). Warnings come back in `BoundData.warnings`.
+    `shapes`: the whole arrays' shapes by name, when `raw` holds only some rows of them (`rows.py`)."""
     errors, warnings = [], []
     arrays: dict[str, np.ndarray] = {}
     sizes: dict[str, int] = {d.name: d.size for d in model.dims if d.size is not None}
@@ -122,7 +124,7 @@ def bind(model: ir.Model, raw: dict, filename: str = "<data>", allow_missing: bo
                     hint=f"the declaration is {_decl(v)} at {model_at}:{v.span}")
             continue
         ok = True  # the sizes of its dims first: they are independent of its values
-        for i, (d, n) in enumerate(zip(v.phys, a.shape)):
+        for i, (d, n) in enumerate(zip(v.phys, (shapes or {}).get(v.name, a.shape))):
             if d in sizes and sizes[d] != n:
                 ok = False
                 if d.isdigit():

@@ -54,6 +54,43 @@ def layout(model: ir.Model, sizes: dict, ndev: int) -> Layout:
     return Layout(ndev, dict(sizes), padded)
 
 
+def held_rows(padded: int, ndata: int, positions) -> tuple[int, int]:
+    """The items `lo:hi` of a sharded dim padded to `padded` items that the devices at `positions` (a contiguous
+    run of places on the mesh's `data` axis of `ndata`) hold: each place holds `padded // ndata` in order."""
+    positions = sorted(set(int(p) for p in positions))
+    if not positions or positions != list(range(positions[0], positions[-1] + 1)):
+        raise ValueError(f"a process's devices must hold a contiguous run of the data axis, not {positions}")
+    per = padded // ndata
+    return positions[0] * per, (positions[-1] + 1) * per
+
+
+def read_plan(size: int, lo: int, hi: int) -> tuple[int, int]:
+    """The items `a:b` of a dim of `size` true items to read for its padded items `lo:hi`: the true ones among
+    them, or (when all are padding, copies of the last item) the last item alone."""
+    a = min(lo, size - 1)
+    return a, max(min(hi, size), a + 1)
+
+
+def padded_rows(block, a: int, lo: int, hi: int, axis: int = 0):
+    """Padded items `lo:hi` along `axis`, from `block`, the true items `a:` read by `read_plan`: what
+    `Layout.pad(whole)` holds there (padding repeats the last true item)."""
+    block = np.asarray(block)
+    n = block.shape[axis]
+    block = np.take(block, np.arange(min(lo - a, n - 1), min(hi - a, n)), axis=axis)  # all padding: the last item
+    width = [(0, 0)] * block.ndim
+    width[axis] = (0, hi - lo - block.shape[axis])
+    return np.pad(block, width, mode="edge") if width[axis][1] else block
+
+
+def process_positions(mesh, process: int | None = None) -> list[int]:
+    """The places on the mesh's `data` axis of the devices of `process` (default: this one)."""
+    import jax
+
+    process = jax.process_index() if process is None else process
+    axis = list(mesh.axis_names).index(DATA_AXIS)
+    return sorted({int(idx[axis]) for idx, d in np.ndenumerate(mesh.devices) if d.process_index == process})
+
+
 def spec_of(dims, layout: Layout, lead: int = 0, chains_at: int | None = None) -> P:
     """The PartitionSpec of an array whose dims (after `lead` leading ones) are `dims`; the leading dim
     `chains_at` (if given) split over the chain groups."""
@@ -115,12 +152,28 @@ class Placement:
         return spmd.place(tree, specs, self.mesh) if self.mode == "shard_map" else tree
 
     def data(self, bound: BoundData) -> dict:
-        """The data arrays (reals in this run's dtype), padded and placed."""
+        """The data arrays (reals in this run's dtype), padded and placed. Data that hold only this process's
+        (padded) rows of the sharded arrays (`rows.LocalData`) become global arrays from those rows alone
+        (`jax.make_array_from_process_local_data`)."""
         real = dtype_of("real")
-        data = {v.name: self.layout.pad(np.asarray(bound.arrays[v.name], real if v.dtype == "real" else None),
-                                        v.phys)
+        held = getattr(bound, "held", None) or {}
+        data = {v.name: (np.asarray(bound.arrays[v.name], real if v.dtype == "real" else None) if v.name in held
+                         else self.layout.pad(np.asarray(bound.arrays[v.name], real if v.dtype == "real" else None),
+                                              v.phys))
                 for v in self.program.data_variables}
-        return self.place(data, self.data_specs)
+        if not held:
+            return self.place(data, self.data_specs)
+        import jax
+        from jax.sharding import NamedSharding
+
+        specs = self.data_specs
+        out = self.place({k: x for k, x in data.items() if k not in held}, {k: specs[k] for k in data if k not in held})
+        for v in self.program.data_variables:
+            if v.name in held:
+                shape = tuple(self.layout.padded.get(d, self.layout.sizes[d]) for d in v.phys)
+                out[v.name] = jax.make_array_from_process_local_data(NamedSharding(self.mesh, specs[v.name]),
+                                                                     data[v.name], shape)
+        return out
 
     def masks(self) -> dict:
         """The validity masks of the padded dims, placed."""

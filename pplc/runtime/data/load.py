@@ -1,9 +1,11 @@
-"""Reading data files: .npz archives and Stan-style .json objects of named arrays."""
+"""Reading data files: .npz archives and Stan-style .json objects of named arrays, whole or some rows of each."""
 from __future__ import annotations
 
 import json
 import os
+import struct
 import zipfile
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -125,3 +127,80 @@ def _has(v, t) -> bool:
     if isinstance(v, list):
         return any(_has(x, t) for x in v)
     return False
+
+
+# ---------------------------------------------------------------------------------------------------- some rows
+@dataclass(frozen=True)
+class Member:
+    """One array of an .npz archive, from its .npy header alone: where its values start when the archive stores
+    it uncompressed (`offset` in the file, else None), and their layout."""
+
+    name: str
+    shape: tuple
+    dtype: np.dtype
+    fortran: bool
+    offset: int | None  # of the first value in the file, when stored uncompressed (np.savez): memory-mappable
+    header: int  # bytes of the .npy header inside the member
+
+
+def npz_members(path: str) -> dict[str, Member] | None:
+    """The arrays of an .npz file by name, from their headers (no values read); None when a header cannot be read
+    this way (the caller then reads the file whole, with `load`'s messages)."""
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as z, open(path, "rb") as raw:
+            for info in z.infolist():
+                if not info.filename.endswith(".npy"):
+                    return None
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, fortran, dtype = read(f)
+                    header = f.tell()
+                offset = None
+                if info.compress_type == zipfile.ZIP_STORED:  # the local header's own name and extra lengths
+                    raw.seek(info.header_offset)
+                    local = raw.read(30)
+                    if local[:4] != b"PK\x03\x04":
+                        return None
+                    n, m = struct.unpack("<HH", local[26:30])
+                    offset = info.header_offset + 30 + n + m + header
+                name = info.filename[:-4]
+                out[name] = Member(name, tuple(shape), np.dtype(dtype), bool(fortran), offset, header)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, struct.error):
+        return None
+    return out
+
+
+def read_rows(path: str, member: Member, axis: int, start: int, stop: int) -> tuple[np.ndarray, int]:
+    """Items `start:stop` along `axis` of one .npz array, and the bytes of values read from the file for them.
+    Stored uncompressed: memory-mapped, so only those rows are read (all of them along an inner axis, page by
+    page). Compressed along its first axis (C order): decompressed up to `stop`, only the rows kept. Otherwise the
+    whole array is read, and only the rows kept."""
+    shape, dtype = member.shape, member.dtype
+    rows = [slice(None)] * len(shape)
+    rows[axis] = slice(start, stop)
+    if member.offset is not None and dtype.kind in "biuf":
+        mm = np.memmap(path, dtype, "r", offset=member.offset, shape=shape, order="F" if member.fortran else "C")
+        out = np.array(mm[tuple(rows)])
+        del mm
+        outer = axis == (len(shape) - 1 if member.fortran else 0)  # its rows lie one after another in the file
+        return out, (out.nbytes if outer else int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+    if axis == 0 and not member.fortran and dtype.kind in "biuf":
+        row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        with zipfile.ZipFile(path) as z, z.open(member.name + ".npy") as f:
+            f.seek(member.header + start * row)  # decompresses what comes before, keeping none of it
+            buf = f.read((stop - start) * row)
+        return np.frombuffer(buf, dtype).reshape((stop - start,) + shape[1:]).copy(), stop * row
+    with np.load(path, allow_pickle=False) as f:
+        whole = f[member.name]
+    return np.array(whole[tuple(rows)]), whole.nbytes
+
+
+def read_whole(path: str, name: str) -> np.ndarray:
+    """One array of a data file, whole (for the output of a run whose processes each held some of its rows)."""
+    if os.path.splitext(path)[1].lower() == ".json" or not zipfile.is_zipfile(path):
+        return load(path)[name]
+    with np.load(path, allow_pickle=False) as f:
+        return f[name]
