@@ -73,11 +73,56 @@ def test_top_picks_rank_by_the_models_probabilities(tiny_movielens):
     _, data, model, fit = tiny_movielens
     d = fit.draws
     row = 3
-    logits = (np.einsum("csmd,csd->csm", d["movie_embedding"], d["user_embedding"][:, :, row])
-              + d["movie_bias"] + d["user_bias"][:, :, row, None])
+    logits = _numpy_logits(d, row)
     logits[:, :, data["watched"][row]] = -np.inf
     picks = recommend.top_picks(model.program, d, data, row)
     assert np.array_equal(picks, np.argmax(logits, axis=-1))
+
+
+def _numpy_logits(draws, row):
+    return (np.einsum("csmd,csd->csm", draws["movie_embedding"], draws["user_embedding"][:, :, row])
+            + draws["movie_bias"] + draws["user_bias"][:, :, row, None])
+
+
+def test_logit_rhat_is_arviz_rhat_of_the_models_logits(tiny_movielens):
+    """The user's logits are the model's linear predictor (a NumPy computation from the draws), and the R-hat
+    and bulk ESS reported are ArviZ's over all chains, worst and median over the unwatched movies."""
+    import arviz as az
+
+    _, data, model, fit = tiny_movielens
+    row = 3
+    logits = recommend.user_logits(model.program, fit.draws, data, row, chunk=64)  # 4 chunks, the last padded
+    expected = _numpy_logits(fit.draws, row)
+    assert logits.shape == expected.shape == (2, 100, 16)
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+    unseen = ~data["watched"][row]
+    ref = az.rhat(az.convert_to_dataset({"z": expected[:, :, unseen].astype(np.float64)}))["z"].values
+    ess = az.ess(az.convert_to_dataset({"z": expected[:, :, unseen].astype(np.float64)}), method="bulk")["z"].values
+    user = recommend.recommend(model.program, fit.draws, data, users=[row + 1])[0]
+    st = user.logit_stats
+    assert (st["movies"], st["chains"], st["draws"]) == (int(unseen.sum()), 2, 100)
+    np.testing.assert_allclose([st["rhat_max"], st["rhat_median"]], [ref.max(), np.median(ref)], rtol=1e-4)
+    np.testing.assert_allclose([st["ess_bulk_min"], st["ess_bulk_median"]], [ess.min(), np.median(ess)], rtol=1e-3)
+    assert st["rhat_worst_title"] == data["meta/titles"][np.flatnonzero(unseen)[np.argmax(ref)]]
+    assert st["rhat_above"] == int(np.sum(ref > 1.01))
+    assert f"R-hat worst {st['rhat_max']:.3f}" in user.summary()
+    assert user.to_json()["logit_stats"] == st
+
+
+def test_chains_that_disagree_get_a_large_logit_rhat(tiny_movielens):
+    """Shift one chain's user bias (every logit of the user moves, the ranking does not): the picks stay,
+    the logits' R-hat flags the chains' disagreement."""
+    _, data, model, fit = tiny_movielens
+    row = 3
+    draws = {k: np.array(v) for k, v in fit.draws.items()}
+    draws["user_bias"][1, :, row] += 10.0
+    same = recommend.recommend(model.program, fit.draws, data, users=[row + 1])[0]
+    apart = recommend.recommend(model.program, draws, data, users=[row + 1])[0]
+    assert np.array_equal(same.picks, apart.picks)
+    # rank-normalised R-hat is bounded: two chains wholly apart give about 1.8 on 100 draws each
+    assert apart.logit_stats["rhat_median"] > 1.5 and apart.logit_stats["rhat_median"] > same.logit_stats["rhat_max"]
+    assert apart.logit_stats["rhat_above"] == apart.logit_stats["movies"]
+    assert "the chains disagree" in apart.summary()
 
 
 def test_recommend_cli(tiny_movielens, tmp_path):
@@ -96,6 +141,7 @@ def test_recommend_cli(tiny_movielens, tmp_path):
                  "--user", "1")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("user 1 (2 movies watched): ")
+    assert "logits of the 14 unwatched movies over all 2 chains: R-hat worst " in r.stdout
     assert os.path.exists(tmp_path / "rec" / "user_1.png")
     r = pplc_cli("recommend", model_path, "--fit", str(tmp_path / "fit.npz"), "--data", ml, "--user", "999")
     assert r.returncode == 1 and "no user 999 in the data" in r.stderr

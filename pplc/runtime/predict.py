@@ -64,7 +64,7 @@ class Prediction:
         save_npz(path, self.arrays())
 
 
-def _unwrap(dist):
+def site_distribution(dist):
     """The elementwise distribution inside the Sharded / Independent / Masked / Sample wrappers of a site, and how
     many dims the Sample layers add after its batch dims (iid draws of one distribution: `y ~ Poisson(rate)`
     with a scalar `rate` over `y`'s dims)."""
@@ -76,7 +76,7 @@ def _unwrap(dist):
     return dist, added
 
 
-def _flat_draws(latents: list, draws: dict, sizes: dict) -> tuple[tuple, dict]:
+def flat_draws(latents: list, draws: dict, sizes: dict) -> tuple[tuple, dict]:
     """(chains, draws) and each latent's draws as [chains * draws, *shape], checked against the data's sizes."""
     lead = tuple(np.shape(draws[latents[0].name])[:2]) if latents else (1, 1)
     n_draws = int(np.prod(lead))
@@ -121,7 +121,7 @@ def predict(program: Program, draws: dict, data, per_draw: bool = False, chunk: 
                                   hint="use the fit of this model (pplc run writes every latent)"))
     bound = data_lib.bind_program(program, data, allow_missing=True)
     sizes = bound.sizes
-    lead, flat = _flat_draws(latents, draws, sizes)
+    lead, flat = flat_draws(latents, draws, sizes)
     n_draws = int(np.prod(lead))
     have = {v.name for v in observed if v.name in bound.arrays}
     arrays = bound.with_placeholders(observed)  # so that no site is sampled
@@ -150,7 +150,7 @@ def predict(program: Program, draws: dict, data, per_draw: bool = False, chunk: 
         new, out = {}, {}
         for v in observed:
             shape, classes = shapes[v.name]
-            inner, added = _unwrap(dists[v.name])
+            inner, added = site_distribution(dists[v.name])
             b = (weights.shape[0],)
 
             def spread(x, k=0):  # the Sample layers' dims, before the last k (a Categorical's classes)

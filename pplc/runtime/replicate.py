@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 
 from . import data as data_lib
-from .predict import _flat_draws
+from .predict import flat_draws
 from .program import Program
 
 # What TFP's samplers say when they ask for float64 without jax_enable_x64 (JAX truncates to float32, as wanted):
@@ -28,7 +28,7 @@ def replicate(program: Program, draws: dict, data, seed: int = 0, chunk: int | N
         return {}
     bound = data_lib.bind_program(program, data, allow_missing=True)
     sizes = bound.sizes
-    lead, flat = _flat_draws(program.latents, draws, sizes)
+    lead, flat = flat_draws(program.latents, draws, sizes)
     n_draws = int(np.prod(lead))
     arrays = bound.with_placeholders(observed)  # their sizes only matter
     wanted = [v.name for v in observed]

@@ -3,16 +3,21 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..dsl.diagnostics import Diagnostic, PPLError
+from ..runtime import data as data_lib
+from ..runtime.output.az import arviz
 from ..runtime.output.plots import pyplot, save_png
-from ..runtime.predict import predict
+from ..runtime.predict import CHUNK_ELEMENTS, flat_draws, predict, site_distribution
 from ..runtime.program import Program
 from .datasets import META
+
+HIGH_RHAT = 1.01  # above this the chains disagree (Vehtari et al. 2021's threshold, as `pplc run`'s warning)
 
 
 @dataclass
@@ -28,6 +33,7 @@ class UserPicks:
     titles: list  # the pick's title, per column
     genres: list  # the pick's first genre, per column
     popular_unseen: list = field(default_factory=list)  # the 10 most-watched movies the user has not seen
+    logit_stats: dict | None = None  # R-hat and bulk ESS of the user's logits (`logit_diagnostics`), or None
 
     @property
     def who(self) -> str:
@@ -53,6 +59,15 @@ class UserPicks:
         if len(titles) > top:
             lines.append(f"  ... and {len(titles) - top} more titles")
         lines.append("  first genres: " + ", ".join(f"{g} {c}" for g, c in self.by_genre()))
+        st = self.logit_stats
+        if st:
+            lines.append(f"  logits of the {st['movies']} unwatched movies over all {st['chains']} chains: R-hat worst "
+                         f"{st['rhat_max']:.3f} ({st['rhat_worst_title']}), median {st['rhat_median']:.3f}; bulk ESS "
+                         f"worst {st['ess_bulk_min']:.0f}, median {st['ess_bulk_median']:.0f}")
+            agree = f"  R-hat at most {HIGH_RHAT}: the chains agree on this user's logits"
+            lines.append(f"  R-hat above {HIGH_RHAT} for {st['rhat_above']} movies: the chains disagree, so the spread "
+                         "of picks comes from which chain a draw is in, not only from the posterior within a chain"
+                         if st["rhat_above"] else agree)
         return "\n".join(lines)
 
     def to_json(self) -> dict:
@@ -60,7 +75,7 @@ class UserPicks:
                 "draws": int(self.picks.size), "distinct": len(self.by_title()),
                 "distinct_per_chain": self.distinct_per_chain(),
                 "by_title": self.by_title(), "by_genre": self.by_genre(),
-                "popular_unseen": self.popular_unseen}
+                "popular_unseen": self.popular_unseen, "logit_stats": self.logit_stats}
 
 
 def _site(program: Program, name: str | None):
@@ -100,9 +115,76 @@ def top_picks(program: Program, draws: dict, data: dict, row: int, observed: str
     return np.argmax(np.where(seen, -np.inf, pred), axis=-1)
 
 
+def user_logits(program: Program, draws: dict, data: dict, row: int, observed: str | None = None,
+                chunk: int | None = None) -> np.ndarray | None:
+    """The model's own logits (its linear predictor) of the observed Bernoulli site for the user in `row`,
+    under each draw: [chains, draws, movies]; None when the site's distribution has no logits. Evaluated
+    like `predict`: the unsharded model for that user alone, `chunk` draws at a time."""
+    import jax
+    import jax.numpy as jnp
+
+    site = _site(program, observed)
+    x, d = _slice(program, draws, data, site.phys[0], row)
+    bound = data_lib.bind_program(program, d, allow_missing=True)
+    lead, flat = flat_draws(program.latents, x, bound.sizes)
+    arrays = bound.with_placeholders(program.observed)
+    shape = tuple(bound.sizes[k] for k in site.phys)
+    n_draws = int(np.prod(lead))
+    chunk = chunk or max(1, min(n_draws, CHUNK_ELEMENTS // max(1, int(np.prod(shape)))))
+
+    def evaluate(values, data):
+        jd = program.unsharded_model(data, bound.sizes)
+        names = list(program.by_name({s: None for s in jd.dtype._fields}))
+        dists, _ = jd.sample_distributions(seed=jax.random.PRNGKey(0),
+                                           value=[values[n] if n in values else data[n] for n in names])
+        inner, added = site_distribution(dict(zip(names, dists))[site.name])
+        if not hasattr(inner, "logits_parameter"):
+            return None
+        z = inner.logits_parameter()
+        z = jnp.reshape(z, z.shape + (1,) * added)  # the Sample layers' dims (iid draws of one Bernoulli)
+        return jnp.broadcast_to(z, (chunk,) + shape)
+
+    step = jax.jit(evaluate)
+    parts = []
+    for start in range(0, n_draws, chunk):
+        idx = np.minimum(np.arange(start, start + chunk), n_draws - 1)  # the last chunk repeats its last draw
+        z = step({k: v[idx] for k, v in flat.items()}, arrays)
+        if z is None:
+            return None
+        parts.append(np.asarray(z)[: min(chunk, n_draws - start)])
+    return np.concatenate(parts).reshape(lead + shape)[:, :, 0, :]
+
+
+def logit_diagnostics(logits: np.ndarray, seen: np.ndarray, titles: list) -> dict | None:
+    """Rank-normalised split R-hat and bulk ESS (ArviZ) of each unwatched movie's logit over all chains
+    ([chains, draws, movies]), summarised: the worst and the median over the movies. None under 4 draws.
+    Logits are identified, unlike the embeddings, which rotate freely: a high R-hat is chains that
+    disagree about what the model predicts."""
+    unseen = np.flatnonzero(~np.asarray(seen, bool))
+    a = np.asarray(logits, np.float64)[:, :, unseen]
+    if a.shape[1] < 4 or not unseen.size:
+        return None
+    az = arviz()
+    ds = az.convert_to_dataset({"logit": a})
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        rhat = np.asarray(az.rhat(ds, method="rank")["logit"].values, float)
+        ess = np.asarray(az.ess(ds, method="bulk")["logit"].values, float)
+    constant = np.all(a == a[:1, :1], axis=(0, 1))
+    rhat, ess = np.where(constant, np.nan, rhat), np.where(constant, np.nan, ess)
+    if np.all(np.isnan(rhat)):
+        return None
+    worst = int(np.nanargmax(rhat))
+    return {"movies": int(unseen.size), "chains": int(a.shape[0]), "draws": int(a.shape[1]),
+            "rhat_max": float(np.nanmax(rhat)), "rhat_median": float(np.nanmedian(rhat)),
+            "rhat_worst_title": titles[unseen[worst]], "rhat_above": int(np.sum(rhat > HIGH_RHAT)),
+            "ess_bulk_min": float(np.nanmin(ess)), "ess_bulk_median": float(np.nanmedian(ess))}
+
+
 def recommend(program: Program, draws: dict, data: dict, users=None, observed: str | None = None) -> list[UserPicks]:
     """The seed's study: top picks for the least and the most active users (or for `users`, MovieLens ids
-    when the data has `meta/user_ids`, rows otherwise), with titles and first genres from `meta/`."""
+    when the data has `meta/user_ids`, rows otherwise), with titles and first genres from `meta/`, and the R-hat
+    and bulk ESS of each user's logits over all chains (`logit_diagnostics`)."""
     site = _site(program, observed)
     w = np.asarray(data[site.name], bool)
     n_users, n_movies = w.shape
@@ -124,8 +206,10 @@ def recommend(program: Program, draws: dict, data: dict, users=None, observed: s
     for label, row in chosen:
         picks = top_picks(program, draws, data, row, site.name)
         unseen = [j for j in np.argsort(-popularity, kind="stable") if not w[row, j]][:10]
+        logits = user_logits(program, draws, data, row, site.name)
+        stats = None if logits is None else logit_diagnostics(logits, w[row], titles)
         out.append(UserPicks(label, row, int(ids[row]), int(counts[row]), picks, titles, genres,
-                             [titles[j] for j in unseen]))
+                             [titles[j] for j in unseen], stats))
     return out
 
 
