@@ -10,8 +10,8 @@ Figures (each kept with its machine, command, versions, date and the machine's l
             NumPyro is installed. Eight schools, MNIST 10,000 x 784 x 10, MovieLens 100K 943 x 1682, dim 20.
   recurrence  GARCH(1,1)'s value and gradient at T = 1,000 and 10,000, pplc against NumPyro's scan
             (benchmarks/recurrence.py; not in the default --only).
-  startup   `python -m pplc run examples/eight_schools.ppl ... --warmup 10 --draws 10` wall time, cold (an empty
-            compilation cache) against warm (the cache of an earlier run).
+  startup   eight schools from launch to the first sampling iteration, pplc against NumPyro, a first run (empty
+            compilation cache) and a second (the cache of an earlier run): benchmarks/startup.py.
 Repetitions are interleaved (the order rotates every round); the figure is the median over rounds with the
 [min-max] spread. Results merge into benchmarks/results/benchmarks.json (a rerun of one figure replaces it).
 """
@@ -22,15 +22,13 @@ import datetime
 import json
 import os
 import platform
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import recurrence  # noqa: E402
+import startup as startup_figure  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "benchmarks.json")
@@ -248,45 +246,6 @@ def gradient(reps: int) -> list:
     return rows
 
 
-# ------------------------------------------------------------------------------------------------ start-up
-STARTUP = ["-m", "pplc", "run", "examples/eight_schools.ppl", "--data", "examples/eight_schools.json",
-           "--warmup", "10", "--draws", "10", "--quiet"]
-
-
-def startup(reps: int) -> dict:
-    """Wall time of a whole `pplc run` of eight schools, cold (empty cache folder) and warm, interleaved."""
-    work = tempfile.mkdtemp(prefix="pplc-bench-")
-    warm_dir = os.path.join(work, "warm")
-
-    def run(cache_dir, args=None):
-        env = dict(os.environ, PPLC_CACHE_DIR=cache_dir)
-        env.pop("PPLC_NO_CACHE", None)
-        t = time.perf_counter()
-        subprocess.run([sys.executable, *(args or STARTUP + ["--out", os.path.join(work, "fit.npz")])], cwd=ROOT,
-                       env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return time.perf_counter() - t
-
-    try:
-        run(warm_dir)  # fills the warm cache
-        cold, warm, imports = [], [], []
-        for r in range(reps):
-            imports.append(run(warm_dir, ["-c", "import pplc"]))  # the floor: Python, JAX and TFP imports
-            for kind in (("cold", "warm") if r % 2 == 0 else ("warm", "cold")):
-                if kind == "cold":
-                    fresh = os.path.join(work, f"cold{r}")
-                    cold.append(run(fresh))
-                    shutil.rmtree(fresh, ignore_errors=True)
-                else:
-                    warm.append(run(warm_dir))
-            print(f"start-up round {r}: cold {cold[-1]:.1f} s, warm {warm[-1]:.1f} s", file=sys.stderr, flush=True)
-        entries = len(os.listdir(warm_dir))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return {"run": "python " + " ".join(STARTUP) + " --out FIT", "cold_s": spread(cold), "warm_s": spread(warm),
-            "cold / warm": spread([c / w for c, w in zip(cold, warm)]), "cache_entries": entries,
-            "import_s": spread(imports)}
-
-
 # ------------------------------------------------------------------------------------------------ rendering
 def _fmt(s: dict, digits: int = 2, scale: float = 1.0, unit: str = "") -> str:
     return (f"{s['median'] * scale:.{digits}f}{unit} [{s['min'] * scale:.{digits}f}-{s['max'] * scale:.{digits}f}]")
@@ -320,20 +279,7 @@ def render(results: dict) -> str:
                        + " | ".join(_fmt(row[k]) if k in row else "-" for k in others) + " |")
         out += [""] + _provenance(g) + [""]
     out += recurrence.render(results.get("recurrence"), _fmt, _provenance)
-    s = results.get("startup")
-    if s:
-        r = s["result"]
-        out += ["## Start-up: cold and warm compilation cache", "",
-                "Wall time of a whole run, launch to exit (10 warmup + 10 draws: sampling itself is a small part), "
-                "with an empty cache folder (cold) and with the folder an earlier run filled (warm): "
-                f"`{r['run']}`, PPLC_CACHE_DIR set to each folder.", "",
-                "| cold s | warm s | cold / warm | cache entries | `import pplc` s |", "|---|---|---|---|---|",
-                f"| {_fmt(r['cold_s'], 1)} | {_fmt(r['warm_s'], 1)} | {_fmt(r['cold / warm'])} | "
-                f"{r['cache_entries']} | {_fmt(r['import_s'], 1) if 'import_s' in r else '-'} |", ""]
-        out += ["A warm start still imports JAX and TFP (`python -c \"import pplc\"`, timed in the same rounds: "
-                "the floor of any run), parses, checks and traces the model (JAX keys its cache by the traced "
-                "program), then loads the compiled programs instead of compiling them.", ""]
-        out += _provenance(s) + [""]
+    out += startup_figure.render(results.get("startup"), _fmt, _provenance)
     return "\n".join(out)
 
 
@@ -342,7 +288,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="gradient,startup", help="comma-separated: gradient, startup, recurrence")
     ap.add_argument("--reps", type=int, default=7, help="interleaved rounds of the gradient figures (default 7)")
-    ap.add_argument("--startup-reps", type=int, default=3, help="cold/warm pairs of the start-up figure (default 3)")
+    ap.add_argument("--startup-reps", type=int, default=3, help="rounds of the start-up figure (default 3)")
     ap.add_argument("--render", action="store_true", help="only render docs/benchmarks.md from the JSON")
     ap.add_argument("--json", default=RESULTS)
     ap.add_argument("--doc", default=DOC)
@@ -359,7 +305,7 @@ def main(argv=None) -> int:
             elif name == "recurrence":
                 res = {"rows": recurrence.measure(args.reps, interleaved, spread)}
             elif name == "startup":
-                res = {"result": startup(args.startup_reps)}
+                res = {"result": startup_figure.measure(args.startup_reps, spread)}
             else:
                 ap.error(f"unknown figure {name}")
             results[name] = record(name, dict(res, load_start=start, load_end=load()), argv)

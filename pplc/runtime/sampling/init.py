@@ -1,6 +1,9 @@
 """Starting the chains: initial values (uniform, zeros, prior, Pathfinder), Stan's redraws of a non-finite start."""
 from __future__ import annotations
 
+import functools
+import math
+
 import jax
 import numpy as np
 
@@ -23,19 +26,29 @@ def initial_values(latents, sizes, cfg: SamplerConfig, key, prior=None) -> list[
     (`--init pathfinder`: `prior` is then `pathfinder.pathfinder_sampler`'s, for every latent)."""
     chains = cfg.chains
     dtype = float_dtype()
-    out = []
-    k_prior, k_unif = jax.random.split(key)
+    shapes = tuple((chains,) + tuple(unconstrained_shape(v.support, [sizes[d] for d in v.phys])) for v in latents)
+    if str(cfg.init) == "0":
+        return [np.zeros(shape, dtype) for shape in shapes]
+    k_prior, uniform = uniform_draws(key, shapes, np.dtype(dtype))  # one program: a key's bits as op by op
     drawn = prior(k_prior, chains) if (cfg.init in ("prior", "pathfinder") and prior is not None) else None
-    keys = jax.random.split(k_unif, max(1, len(latents)))
-    for j, (v, k) in enumerate(zip(latents, keys)):
-        shape = (chains,) + unconstrained_shape(v.support, [sizes[d] for d in v.phys])
-        if str(cfg.init) == "0":
-            out.append(np.zeros(shape, dtype))
-        elif drawn is not None and (cfg.init == "pathfinder" or not is_flat(v)):
+    out = []
+    for j, (v, shape) in enumerate(zip(latents, shapes)):
+        if drawn is not None and (cfg.init == "pathfinder" or not is_flat(v)):
             out.append(np.asarray(drawn[j], dtype).reshape(shape))
         else:
-            out.append(np.asarray(jax.random.uniform(k, shape, dtype, -2.0, 2.0)))
+            out.append(np.asarray(uniform[j]))
     return out
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def uniform_draws(key, shapes, dtype):
+    """The prior's key, and a uniform draw in (-2, 2) of each shape from its own key: one compiled program (op
+    by op, each `jax.random` call would compile on its own), the same bits."""
+    k_prior, k_unif = jax.random.split(key)
+    keys = jax.random.split(k_unif, max(1, len(shapes)))
+    # Drawn flat and reshaped: the same bits (each element's counter is its flat index), a quicker compilation.
+    return k_prior, [jax.random.uniform(keys[j], (math.prod(shape),), dtype, -2.0, 2.0).reshape(shape)
+                     for j, shape in enumerate(shapes)]
 
 
 def is_flat(var) -> bool:
@@ -67,14 +80,26 @@ def prior_sampler(program: Program, bound: BoundData):
     return draw
 
 
-def init_chains(progs, program: Program, bound: BoundData, layout: Layout, cfg: SamplerConfig):
+def init_chains(progs, program: Program, bound: BoundData, layout: Layout, cfg: SamplerConfig, lowered=None):
     """Start the chains: initial values whose log density and gradient are finite, redrawn (for the chains
     that need it) up to INIT_TRIES times as Stan does; then Stan's step-size heuristic. `progs` are the run's
-    `programs.Programs`. Returns the carried state and the initial log densities."""
+    `programs.Programs`. `lowered(out_info, store)`, when given, is called once the init program is lowered
+    (traced, or read from `progs.store`'s stored programs), before it compiles, with the shapes and shardings of
+    its outputs and the store (`run.sample` then starts compiling the block program, which takes the carried
+    state, alongside). Returns the carried state and the initial log densities."""
     z = progs.z0
     tries = 1 if str(cfg.init) == "0" else INIT_TRIES
+    init = progs.init
+    if lowered is not None and hasattr(init, "lower"):  # (under pmap, compiled by its first call)
+        args = (progs.place_z(z), progs.init_key, progs.data, progs.masks)
+        store = progs.store(args) if progs.store is not None else None
+        if store is not None:
+            store.load(("init", "block"))
+        traced = store.lower(init, args, "init") if store is not None else init.lower(*args)
+        lowered(traced.out_info, store)
+        init = traced.compile()  # the program a call would compile: the same executable, the same values
     for attempt in range(tries):
-        carry, init_lp, ok, values = progs.init(progs.place_z(z), progs.init_key, progs.data, progs.masks)
+        carry, init_lp, ok, values = init(progs.place_z(z), progs.init_key, progs.data, progs.masks)
         ok = np.asarray(ok)
         if ok.all():
             return carry, np.asarray(init_lp)

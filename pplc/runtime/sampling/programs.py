@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import threading
 from dataclasses import dataclass
 
 import jax
@@ -14,6 +16,7 @@ from ..data.layout import Layout, Placement, spec_of
 from ..devices import spmd as spmd_lib
 from ..devices.mesh import CHAINS_AXIS, DATA_AXIS
 from ..program import Program
+from . import exported
 from . import init as init_lib
 from . import stats as stats_lib
 from .config import SamplerConfig
@@ -37,8 +40,21 @@ def group_keys(seed: int, groups: int) -> list:
     """One key per chain group: the seed's key for group 0 (so that a run of one group is the plain run), the
     seed's key folded with g for group g. Each group's initial values, momenta and every other random number
     come from its own key alone."""
-    base = jax.random.PRNGKey(seed)
+    return _group_keys(jax.random.PRNGKey(seed), groups)
+
+
+def _group_keys(base, groups: int) -> list:
     return [base] + [jax.random.fold_in(base, g) for g in range(1, groups)]
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def run_keys(base, groups: int, iterations: int):
+    """From the seed's key, in one compiled program (op by op, each `jax.random` call would compile on its own;
+    the bits are the same): per group, the key of its initial values, one key per iteration ([iterations, groups,
+    2]) and the key of the step-size heuristic, each group's split from its `group_keys` key."""
+    split = [jax.random.split(k, 3) for k in _group_keys(base, groups)]  # (init, run, step) per group
+    return (jnp.stack([s[0] for s in split]), jnp.stack([jax.random.split(s[1], iterations) for s in split], axis=1),
+            jnp.stack([s[2] for s in split]))
 
 
 def _stack(tree, treedef_box):
@@ -70,6 +86,7 @@ class Programs:
     place_z: object = None  # host initial values -> the init program's argument
     init_key: object = None  # the key of the step-size heuristic at the start
     place_data: object = None  # BoundData of the same shapes -> the programs' data argument (no recompilation)
+    store: object = None  # the init program's arguments -> an `exported.Store` of this run's programs, or None
 
 
 def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: SamplerConfig, mode: str = "shard_map",
@@ -158,7 +175,8 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
     block_fn = spmd_lib.spmd(run_block, mesh, (carry_spec, P(), P(), data_specs, mask_specs),
                              (carry_spec, draw_specs), mode)
 
-    split = [jax.random.split(k, 3) for k in group_keys(cfg.seed, groups)]  # (init, run, step) per group
+    init_keys, keys, step_keys = (np.asarray(k) for k in run_keys(jax.random.PRNGKey(cfg.seed), groups,
+                                                                    cfg.warmup + cfg.draws))
     data = placement.data(bound)
     prior = init_lib.start_sampler(program, bound, cfg)
     group_cfg = dataclasses.replace(cfg, chains=chains)
@@ -167,15 +185,59 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
         """Initial values at the true sizes (so every device count starts alike), padded for the mesh: each
         group's from its own key, chains of group 0 first."""
         z = []
-        for init_key, _, _ in split:
+        for init_key in init_keys:
             k = init_key if attempt == 0 else jax.random.fold_in(init_key, attempt)
             z.append(init_lib.initial_values(latents, bound.sizes, group_cfg, k, prior))
         z = [np.concatenate(parts, axis=0) for parts in zip(*z)]
         return [layout.pad(x, v.phys, axis0=1) for x, v in zip(z, latents)]
 
-    # One PRNG key per iteration and group: [iterations, groups, 2].
-    keys = np.stack([np.asarray(jax.random.split(run_key, cfg.warmup + cfg.draws)) for _, run_key, _ in split],
-                    axis=1)
-    step_keys = np.stack([np.asarray(step_key) for _, _, step_key in split])
+    base = {}
+
+    def store(args):
+        """The stored programs (`exported.Store`) for the init program's `args`; None with the cache off, under
+        pmap, or with several processes (each would key its own part of the data)."""
+        if mode != "shard_map" or jax.process_count() > 1:
+            return None
+        if "key" not in base:
+            base["key"] = exported.base_key(program, bound, cfg, mode, block)
+        return None if base["key"] is None else exported.Store(base["key"], args)
+
     return Programs(init_fn, block_fn, data, placement.masks(), redraw(0), block, keys, redraw,
-                    lambda z: placement.place(z, z_specs), step_keys, placement.data)
+                    lambda z: placement.place(z, z_specs), step_keys, placement.data, store)
+
+
+def compile_alongside(progs):
+    """The block program compiled in a thread while the init program compiles and runs (XLA releases the GIL
+    while it compiles; tracing stays in this thread): `lowered(out_info, store)`, for `init_chains`, lowers the
+    block program for the carried state's shapes (from `store`, an `exported.Store`, when given) and starts its
+    compilation; `compiled()` waits for it (None when it was not started: `hostloop.run` then compiles it as
+    before)."""
+    box = {}
+
+    def lowered(out_info, store=None):
+        keys = progs.keys[:progs.block]
+        if keys.shape[0] < progs.block:  # as hostloop.compile_block: the program's key argument is a whole block
+            keys = np.concatenate([keys, np.repeat(keys[-1:], progs.block - keys.shape[0], axis=0)])
+        args = (out_info[0], keys, np.int32(progs.block), progs.data, progs.masks)
+        traced = store.lower(progs.block_fn, args, "block") if store is not None else progs.block_fn.lower(*args)
+
+        def compile_():
+            try:
+                box["fn"] = traced.compile()
+            except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+                box["error"] = e
+
+        box["thread"] = threading.Thread(target=compile_, name="pplc-compile-block", daemon=True)
+        box["thread"].start()
+
+    def compiled():
+        if "thread" not in box:
+            return None
+        box["thread"].join()
+        if "error" in box:
+            raise box["error"]
+        return box["fn"]
+
+    if not hasattr(progs.block_fn, "lower"):  # pmap: compiled by its first call
+        return None, lambda: None
+    return lowered, compiled

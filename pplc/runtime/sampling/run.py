@@ -17,7 +17,7 @@ from . import checkpoint as checkpoint_lib
 from . import hostloop
 from .config import SamplerConfig, float_dtype
 from .init import init_chains
-from .programs import build, stacked
+from .programs import build, compile_alongside, stacked
 
 
 def compiled_block_size(program: Program, layout: Layout, cfg: SamplerConfig) -> int:
@@ -74,7 +74,9 @@ def sample(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sample
             + f"{layout.ndev} device{'s' if layout.ndev > 1 else ''}"
             f"{', float64' if float_dtype() == jnp.float64 else ''}")
     t0 = time.time()
-    carry, _ = init_chains(progs, program, bound, layout, cfg)
+    block_lowered, block_compiled = compile_alongside(progs)
+    carry, _ = init_chains(progs, program, bound, layout, cfg, lowered=block_lowered)
+    block_fn = block_compiled()
     startup_s = time.time() - t0
     if saved is not None:
         checkpoint_lib.check(saved, checkpoint, fp, progs.keys, carry)
@@ -105,7 +107,7 @@ def sample(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sample
     try:
         res = hostloop.run(progs, carry, cfg, place=place, progress=progress,
                            checkpoint=checkpoint, checkpoint_every=checkpoint_every, fingerprint=fp, resume=saved,
-                           info={"spmd": mode}, startup_s=startup_s, fixed_block=block)
+                           info={"spmd": mode}, startup_s=startup_s, fixed_block=block, block_fn=block_fn)
     except hostloop.Interrupted as e:
         e.result = assemble(e.result)
         raise
