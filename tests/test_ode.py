@@ -160,6 +160,8 @@ def _stan_lotka_volterra(p, d):
             + st.lognorm(s, scale=z).logpdf(np.asarray(d["y"], float)).sum())
 
 
+# Slow profile: two conformance models compiled in float64 (~15 s each on idle cores); CI checks ode_solve above.
+@pytest.mark.slow
 @pytest.mark.parametrize("name, stan, points", [
     ("one_comp_mm_elim_abs-one_comp_mm_elim_abs", _stan_one_comp, [
         # the posterior's bulk, its 5% and 95% corners, and far out in K_m's tail (the ridge V_m / K_m ~ 0.08)
