@@ -1,6 +1,7 @@
 """Checking data against the model's declarations and binding every dim's size, before any tracing."""
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -41,6 +42,24 @@ class BoundData:
             if v.name not in arrays:
                 arrays[v.name] = np.zeros([self.sizes[d] for d in v.phys], dtype_of(v.dtype))
         return arrays
+
+    def fingerprint(self) -> str:
+        """A hash of the arrays (names, dtypes, shapes, values): what a checkpoint and a stored program must
+        agree with."""
+        chunks = []
+        for name in sorted(self.arrays):
+            a = np.ascontiguousarray(self.arrays[name])
+            chunks += [name, a.dtype.str, a.shape, a.tobytes()]
+        return hash_chunks(*chunks)
+
+
+def hash_chunks(*chunks) -> str:
+    """A short hash of a sequence of bytes or values (each written as text), each ended by a NUL."""
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c if isinstance(c, bytes) else str(c).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
 
 
 def _decl(v) -> str:

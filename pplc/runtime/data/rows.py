@@ -15,7 +15,7 @@ from ..devices import mesh as mesh_lib
 from ..devices.mesh import DATA_AXIS
 from ..program import Program
 from .layout import held_rows, layout, on_mesh, padded_rows, process_positions, read_plan
-from .bind import BoundData, bind, dtype_of
+from .bind import BoundData, bind, dtype_of, hash_chunks
 from .load import META, load, npz_members, read_rows, read_whole
 from .transformed import bind_program
 
@@ -32,6 +32,10 @@ class LocalData(BoundData):
     held: dict = field(default_factory=dict)
     source: str = ""
     digest: str = ""
+
+    def fingerprint(self) -> str:
+        """The data's hash, the same in every process (each holds other rows)."""
+        return hash_chunks(self.digest)
 
 
 def sample_data(program: Program, data, devices: int, groups: int = 1, init: str = "uniform"):

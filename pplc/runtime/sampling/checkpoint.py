@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 
 import numpy as np
 
 from ...dsl.diagnostics import Diagnostic, PPLError
+from ..data.bind import hash_chunks
 from ..files import save_npz
 from .carry import carry_layout
 
@@ -16,23 +16,11 @@ VERSION = 1
 
 
 # ---------------------------------------------------------------------------------------------------- fingerprint
-def _hash(*chunks) -> str:
-    h = hashlib.sha256()
-    for c in chunks:
-        h.update(c if isinstance(c, bytes) else str(c).encode())
-        h.update(b"\0")
-    return h.hexdigest()[:16]
-
-
 def fingerprint(program, bound, devices: int, cfg) -> dict:
     """What a checkpoint must agree with to be resumed: the generated program (the model with its consts, not
     its file name), the data arrays, the device count and every sampler setting."""
     source = program.source.split("\n", 1)[-1]  # the first line names the file
-    data = [bound.digest] if getattr(bound, "digest", "") else []  # rows.LocalData: the same in every process
-    for name in sorted(bound.arrays) if not data else ():
-        a = np.ascontiguousarray(bound.arrays[name])
-        data += [name, a.dtype.str, a.shape, a.tobytes()]
-    return {"model": _hash(source), "data": _hash(*data), "devices": int(devices),
+    return {"model": hash_chunks(source), "data": bound.fingerprint(), "devices": int(devices),
             "config": {k: v for k, v in dataclasses.asdict(cfg).items()}}
 
 

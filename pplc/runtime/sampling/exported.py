@@ -63,10 +63,7 @@ def base_key(program, bound, cfg, mode: str, block: int) -> str | None:
                   [str(d) for d in jax.devices()]):
         h.update(str(chunk).encode())
         h.update(b"\0")
-    for name in sorted(bound.arrays):
-        a = np.ascontiguousarray(bound.arrays[name])
-        h.update(f"{name}|{a.dtype.str}|{a.shape}".encode())
-        h.update(a.tobytes())
+    h.update(bound.fingerprint().encode())
     return h.hexdigest()
 
 

@@ -101,10 +101,16 @@ def compile_block(progs, carry):
     fn = progs.block_fn
     if not hasattr(fn, "lower"):
         return fn
+    return fn.lower(*block_args(progs, carry)).compile()
+
+
+def block_args(progs, carry) -> tuple:
+    """The block program's arguments to compile it for (`carry` may be shapes): the key argument is always a
+    whole block (the last key repeated when the run is shorter)."""
     keys = progs.keys[:progs.block]
     if keys.shape[0] < progs.block:
         keys = np.concatenate([keys, np.repeat(keys[-1:], progs.block - keys.shape[0], axis=0)])
-    return fn.lower(carry, keys, np.int32(progs.block), progs.data, progs.masks).compile()
+    return carry, keys, np.int32(progs.block), progs.data, progs.masks
 
 
 class _StopOnSigint:

@@ -17,6 +17,7 @@ from ..devices import spmd as spmd_lib
 from ..devices.mesh import CHAINS_AXIS, DATA_AXIS
 from ..program import Program
 from . import exported
+from .hostloop import block_args
 from . import init as init_lib
 from . import stats as stats_lib
 from .config import SamplerConfig
@@ -215,10 +216,7 @@ def compile_alongside(progs):
     box = {}
 
     def lowered(out_info, store=None):
-        keys = progs.keys[:progs.block]
-        if keys.shape[0] < progs.block:  # as hostloop.compile_block: the program's key argument is a whole block
-            keys = np.concatenate([keys, np.repeat(keys[-1:], progs.block - keys.shape[0], axis=0)])
-        args = (out_info[0], keys, np.int32(progs.block), progs.data, progs.masks)
+        args = block_args(progs, out_info[0])
         traced = store.lower(progs.block_fn, args, "block") if store is not None else progs.block_fn.lower(*args)
 
         def compile_():
