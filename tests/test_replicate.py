@@ -55,6 +55,28 @@ def test_pplc_plot_ppc_draws_the_check_of_a_saved_fit(fit, tmp_path):
     assert cli.main(["plot", str(tmp_path / "missing.npz"), "--ppc", "-o", str(out)]) != 0
 
 
+def test_bool_outcomes_check_in_arviz_as_zeros_and_ones(tmp_path):
+    """A Bernoulli site on bool data (the MovieLens example's `watched`): the .nc holds its observed and
+    replicated values as 0/1 integers, which az.plot_ppc takes (it refuses bool), and `pplc plot --ppc` draws it;
+    the replicated mean is the Beta(1 + k, 1 + n - k) posterior's mean."""
+    from pplc import cli
+    from pplc.runtime.output.az import arviz
+
+    y = np.random.default_rng(2).random(30) < 0.3
+    model = pplc.compile("data y: bool[n]\np ~ Beta(1, 1)\nplate n {\n  y ~ Bernoulli(probs = p)\n}\n", "b.ppl")
+    f = model.sample({"y": y}, chains=2, warmup=100, draws=200, seed=1, progress=False)
+    path = str(tmp_path / "fit.nc")
+    f.save(path)
+    idata = arviz().from_netcdf(path)
+    assert idata.observed_data["y"].dtype == np.int8 and np.array_equal(idata.observed_data["y"].values, y)
+    rep = idata.posterior_predictive["y"].values
+    assert rep.dtype == np.int8 and set(np.unique(rep)) <= {0, 1}
+    post_mean = (1 + y.sum()) / (2 + y.size)
+    assert abs(rep.mean() - post_mean) < 4 * np.sqrt(post_mean * (1 - post_mean) / rep.size + 0.08 ** 2 / 100)
+    assert cli.main(["plot", path, "--ppc", "-o", str(tmp_path / "plots")]) == 0
+    assert (tmp_path / "plots" / "ppc_y.png").stat().st_size > 1000
+
+
 def test_prior_and_prior_predictive_draws_match_the_closed_form(tmp_path):
     """`pplc run --prior`: lam ~ Gamma(2, 1) has mean 2 and sd sqrt(2); y_rep's mean is E[lam] too."""
     from pplc import cli

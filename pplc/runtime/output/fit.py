@@ -18,6 +18,13 @@ ARVIZ_STATS = {"log_prob": "lp", "accept_ratio": "acceptance_rate", "n_leapfrog"
 FROM_ARVIZ_STATS = {v: k for k, v in ARVIZ_STATS.items()}
 
 
+def _outcomes(arrays: dict) -> dict:
+    """Observed or replicated values for ArviZ: bool outcomes as 0/1 integers (az.plot_ppc takes integers or
+    reals only; pplc reads 0/1 back as bool data)."""
+    return {k: np.asarray(v).astype(np.int8) if np.asarray(v).dtype == bool else np.asarray(v)
+            for k, v in (arrays or {}).items()}
+
+
 @dataclass
 class Fit:
     """Draws by name ([chains, draws, *shape], padding removed) and the per-iteration trace."""
@@ -161,11 +168,12 @@ class Fit:
             kwargs = {"warmup_sample_stats": warm, "save_warmup": True}
         ll = self.pointwise_log_likelihood()
         idata = az.from_dict(posterior=posterior, sample_stats=stats or None,
-                             observed_data={k: np.asarray(v) for k, v in self.observed.items()} or None,
+                             observed_data=_outcomes(self.observed) or None,
                              constant_data={k: np.asarray(v) for k, v in self.constant.items()} or None,
                              dims=dims, attrs=attrs, **kwargs)
         rep = self.replicated()
         if rep:  # y_rep: the observed sites drawn anew at each posterior draw (az.plot_ppc)
+            rep = _outcomes(rep)
             idata.add_groups(posterior_predictive=az.dict_to_dataset(
                 rep, dims={k: dims[k] for k in rep if k in dims and len(dims[k]) == np.ndim(rep[k]) - 2}))
         if ll:  # its own dims: an observed site's, less any event dims (a Dirichlet's last)
@@ -178,8 +186,8 @@ class Fit:
         """A prior run as InferenceData: `prior` and `prior_predictive` groups (and the data)."""
         known = set(self.draws) | set(self.prior_predictive) | set(self.observed) | set(self.constant)
         dims = {k: _unique_dims(d) for k, d in self.dims.items() if k in known}
-        return az.from_dict(prior=dict(self.draws), prior_predictive=dict(self.prior_predictive) or None,
-                            observed_data={k: np.asarray(v) for k, v in self.observed.items()} or None,
+        return az.from_dict(prior=dict(self.draws), prior_predictive=_outcomes(self.prior_predictive) or None,
+                            observed_data=_outcomes(self.observed) or None,
                             constant_data={k: np.asarray(v) for k, v in self.constant.items()} or None, dims=dims,
                             attrs={"inference_library": "pplc", "pplc_meta": json.dumps(self._meta_json())})
 
