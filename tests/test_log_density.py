@@ -79,6 +79,27 @@ def test_unconstrained_equals_closed_form(model, devices):
             np.testing.assert_allclose(np.asarray(grad2[k]), np.asarray(grad[k]), rtol=1e-12)
 
 
+@pytest.mark.parametrize("n", [5, 9000])
+def test_value_and_grad_uses_the_data_it_was_given_small_or_large(n):
+    """`value_and_grad` on one device holds small data as constants of its program and passes larger data
+    (over SMALL_DATA_BYTES) as arguments: either way, a second log density of other data of the same shapes gives
+    that data's closed form, and extra entries of z are ignored."""
+    from pplc.runtime.density import SMALL_DATA_BYTES
+
+    m = pplc.compile(SRC, "ld.ppl")
+    rng = np.random.default_rng(n)
+    z = {"mu": 0.4, "sigma": -0.3, "s": rng.normal(size=n)}
+    with jax.enable_x64(True):
+        for shift in (0.0, 1.5):
+            y = rng.normal(size=n) + shift
+            assert (y.nbytes > SMALL_DATA_BYTES) == (n > 5)
+            val, grad = m.log_density({"y": y}).value_and_grad(dict(as_jax(z), extra=jnp.ones(3)))
+            assert set(grad) == {"mu", "sigma", "s"}
+            assert float(val) == pytest.approx(closed_form(z, y), rel=1e-12)
+            fd = (closed_form(dict(z, mu=0.4 + 1e-6), y) - closed_form(dict(z, mu=0.4 - 1e-6), y)) / 2e-6
+            assert float(grad["mu"]) == pytest.approx(fd, rel=1e-5)
+
+
 @pytest.mark.parametrize("devices", [1, 3])
 def test_vmap_constrain_unconstrain_init(model, devices):
     ld = model.log_density({"y": Y}, devices=devices)

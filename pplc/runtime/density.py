@@ -16,6 +16,12 @@ from .devices import spmd as spmd_lib
 from .program import Program
 from .sampling.target import target_fn
 
+# On one device `value_and_grad`'s program holds the masks (all true there) as constants, and data this small
+# (bytes, all arrays together) too, as a NumPyro model's closure does: XLA folds what depends on them alone (the
+# padding's selects, log(sigma), ...) and a call passes the latents only. Larger data are arguments (one program
+# for any data of the same shapes; no copy inside the program).
+SMALL_DATA_BYTES = 1 << 16
+
 
 def _pad(x, dims, layout, axis0: int):
     """`x` (a JAX value) with the sharded dims of `dims` (from axis `axis0`) padded as `Layout.pad` does: the last
@@ -63,12 +69,17 @@ class LogDensity:
         if devices != 1:  # (fewer than 1: on_mesh's located error)
             self.mesh, self.layout = on_mesh(program, bound.sizes, devices)
             self._placement = Placement(program, self.layout, self.mesh, mode)
-        self._bind(bound)
         self._sharded_target = self._make_sharded_target()
         self._sharded_plain = self._make_sharded_target(self._target_no_jacobian)
-        # Compiled once per data shape (jax.jit keys on the arguments' shapes and dtypes): the data are arguments.
-        self._value_and_grad = jax.jit(jax.value_and_grad(self._unconstrained))
+        # Compiled once per data shape (jax.jit keys on the arguments' shapes and dtypes): the data are arguments;
+        # on one device the masks (all true) are constants (see SMALL_DATA_BYTES).
+        if devices == 1:
+            masks = program.all_true_masks(self.sizes)
+            self._value_and_grad = jax.jit(jax.value_and_grad(lambda z, data: self._unconstrained(z, data, masks)))
+        else:
+            self._value_and_grad = jax.jit(jax.value_and_grad(self._unconstrained))
         self._constrained_jit = jax.jit(self._constrained, static_argnums=3)
+        self._bind(bound)
 
     def _bind(self, bound: BoundData) -> None:
         if self._placement is None:
@@ -78,9 +89,19 @@ class LogDensity:
             self.masks = self.program.all_true_masks(self.sizes)
         else:
             self.data, self.masks = self._placement.data(bound), self._placement.masks()
+        # `value_and_grad`: z restricted to the latents, then the program for these data
+        names, data, masks, compiled = self.names, self.data, self.masks, self._value_and_grad
+        if self.layout is not None:
+            self._value_and_grad_fn = lambda z: compiled({n: z[n] for n in names}, data, masks)
+        elif sum(x.nbytes for x in jax.tree.leaves(data)) > SMALL_DATA_BYTES:
+            self._value_and_grad_fn = lambda z: compiled({n: z[n] for n in names}, data)
+        else:  # the data as constants: a program of their own, compiled at its first call
+            vg = jax.value_and_grad(lambda z: self._unconstrained(z, data, masks))
+            self._value_and_grad_fn = jax.jit(lambda z: vg({n: z[n] for n in names}))
 
     def with_data(self, bound: BoundData) -> "LogDensity":
-        """The same compiled functions with other data of the same shapes (no new compilation)."""
+        """The same compiled functions with other data of the same shapes (no new compilation; but see
+        SMALL_DATA_BYTES: `value_and_grad` with small data on one device compiles for the new data)."""
         other = copy.copy(self)
         other._bind(bound)
         return other
@@ -171,9 +192,12 @@ class LogDensity:
         the log density at their constrained values alone (the objective of a MAP on the constrained scale)."""
         return self._unconstrained(z, self.data, self.masks, jacobian)
 
-    def value_and_grad(self, z: dict):
-        """`unconstrained(z)` and its gradient (a dict by latent name), compiled once per shape."""
-        return self._value_and_grad({n: z[n] for n in self.names}, self.data, self.masks)
+    @property
+    def value_and_grad(self):
+        """`unconstrained` and its gradient, a compiled function: `ld.value_and_grad(z)` gives (value, gradient as
+        a dict by latent name). Compiled once per data shape; small data on one device once per data, as constants
+        of the program (see SMALL_DATA_BYTES), called with no Python in between."""
+        return self._value_and_grad_fn
 
     def _bijector(self):
         pinned = self.program.pinned(_fresh(self.data) if self.layout is None else self._host_data(),
