@@ -35,6 +35,10 @@ status = main(["run", {model!r}, "--data", data, "--out", out, "--devices", "4",
 from pplc.runtime.data import rows
 np.savez(ref + f".read{{pid}}.npz", **{{k + "/" + f: np.asarray(x) for k, r in rows.LAST_READ.items()
                                      for f, x in r.items()}})  # what this process read of the sharded data
+# Two chain groups, one per process: each process's 4 devices run one group's chains on all the data.
+status = status or main(["run", {model!r}, "--data", data, "--out", out + ".groups.npz", "--devices", "4",
+                         "--coordinator", f"127.0.0.1:{{port}}", "--num-processes", "2", "--process-id", str(pid),
+                         "--chain-groups", "2"] + {run!r})
 model = pplc.compile_file({model!r}, consts={{"dim": 3}})
 z = dict(np.load(ref))
 lp, grad = model.log_density(data, devices=4).value_and_grad(z)
@@ -115,6 +119,15 @@ def test_two_processes_of_four_devices_are_one_process_of_eight(problem):
     assert fit8.trace["is_accepted"].any()
     for k, x in fit8.draws.items():
         np.testing.assert_allclose(fit[k], x, rtol=1e-4, atol=1e-4 * np.abs(x).max(), err_msg=k)
+
+    # --chain-groups 2 across the two processes: the draws of 2 groups x 4 devices in one process, the two groups'
+    # chains apart, and the summary over both.
+    assert os.path.exists(d / "fit0.npz.groups.npz") and not os.path.exists(d / "fit1.npz.groups.npz")
+    groups8 = model.sample(data, devices=8, chain_groups=2, **SAMPLE)
+    fit = np.load(d / "fit0.npz.groups.npz")
+    for k, x in groups8.draws.items():
+        np.testing.assert_allclose(fit[k], x, rtol=1e-4, atol=1e-4 * np.abs(x).max(), err_msg=k)
+        assert not np.allclose(x[0], x[1]), k
 
 
 # Process 0 shows progress; the run is far longer than the test waits.

@@ -100,9 +100,9 @@ def init_chains(progs, program: Program, bound: BoundData, layout: Layout, cfg: 
         init = traced.compile()  # the program a call would compile: the same executable, the same values
     for attempt in range(tries):
         carry, init_lp, ok, values = init(progs.place_z(z), progs.init_key, progs.data, progs.masks)
-        ok = np.asarray(ok)
+        ok = to_host(ok)  # (every process: the chains of all groups, a collective when the mesh spans several)
         if ok.all():
-            return carry, np.asarray(init_lp)
+            return carry, to_host(init_lp)
         if attempt + 1 < tries:
             fresh = progs.redraw(attempt + 1)
             z = [np.where(ok.reshape((-1,) + (1,) * (np.ndim(a) - 1)), np.asarray(a), b) for a, b in zip(z, fresh)]
