@@ -22,7 +22,8 @@ RUN = ["--const", "dim=3", "--sampler", "hmc", "--chains", "2", "--warmup", "0",
 SAMPLE = dict(sampler="hmc", chains=2, warmup=0, draws=5, seed=3, step_size=0.05)
 
 # Each process: `pplc run` over the mesh of 2 x 4 devices (the CLI's flags start jax.distributed), then the log
-# density and its gradient through the Python API in the same processes; process 0 saves what it got.
+# density and its gradient, and a run of 2 chain groups, through the Python API in the same processes; process 0
+# saves the log density it got, each process the draws it got.
 WORKER = """
 import sys
 import numpy as np
@@ -35,11 +36,12 @@ status = main(["run", {model!r}, "--data", data, "--out", out, "--devices", "4",
 from pplc.runtime.data import rows
 np.savez(ref + f".read{{pid}}.npz", **{{k + "/" + f: np.asarray(x) for k, r in rows.LAST_READ.items()
                                      for f, x in r.items()}})  # what this process read of the sharded data
-# Two chain groups, one per process: each process's 4 devices run one group's chains on all the data.
-status = status or main(["run", {model!r}, "--data", data, "--out", out + ".groups.npz", "--devices", "4",
-                         "--coordinator", f"127.0.0.1:{{port}}", "--num-processes", "2", "--process-id", str(pid),
-                         "--chain-groups", "2"] + {run!r})
 model = pplc.compile_file({model!r}, consts={{"dim": 3}})
+# Through the Python API, with two chain groups, one per process (each process's 4 devices run one group's chains
+# on all the data): every process gets the whole Fit.
+fit = model.sample(data, devices=4, chain_groups=2, coordinator=f"127.0.0.1:{{port}}", num_processes=2,
+                   process_id=pid, **{sample!r})
+np.savez(out + f".groups{{pid}}.npz", **fit.draws)
 z = dict(np.load(ref))
 lp, grad = model.log_density(data, devices=4).value_and_grad(z)
 if pid == 0:
@@ -84,7 +86,7 @@ def problem(tmp_path_factory):
 def test_two_processes_of_four_devices_are_one_process_of_eight(problem):
     d, data, model, z = problem
     script = d / "worker.py"
-    script.write_text(WORKER.format(model=MODEL, run=RUN))
+    script.write_text(WORKER.format(model=MODEL, run=RUN, sample=SAMPLE))
     port = free_port()
     logs = [open(d / f"log{i}.txt", "w+") for i in range(2)]
     procs = [start([str(script), str(port), str(i), data, str(d / f"fit{i}.npz"), str(d / "z.npz")], logs[i])
@@ -120,14 +122,14 @@ def test_two_processes_of_four_devices_are_one_process_of_eight(problem):
     for k, x in fit8.draws.items():
         np.testing.assert_allclose(fit[k], x, rtol=1e-4, atol=1e-4 * np.abs(x).max(), err_msg=k)
 
-    # --chain-groups 2 across the two processes: the draws of 2 groups x 4 devices in one process, the two groups'
-    # chains apart, and the summary over both.
-    assert os.path.exists(d / "fit0.npz.groups.npz") and not os.path.exists(d / "fit1.npz.groups.npz")
+    # The API across the two processes, 2 chain groups (one per process): in each process the draws of 2 groups x
+    # 4 devices in one process, the two groups' chains apart.
     groups8 = model.sample(data, devices=8, chain_groups=2, **SAMPLE)
-    fit = np.load(d / "fit0.npz.groups.npz")
-    for k, x in groups8.draws.items():
-        np.testing.assert_allclose(fit[k], x, rtol=1e-4, atol=1e-4 * np.abs(x).max(), err_msg=k)
-        assert not np.allclose(x[0], x[1]), k
+    for i in range(2):
+        fit = np.load(d / f"fit{i}.npz.groups{i}.npz")
+        for k, x in groups8.draws.items():
+            np.testing.assert_allclose(fit[k], x, rtol=1e-4, atol=1e-4 * np.abs(x).max(), err_msg=k)
+            assert not np.allclose(x[0], x[1]), k
 
 
 # Process 0 shows progress; the run is far longer than the test waits.
