@@ -77,6 +77,22 @@ def pytest_xdist_auto_num_workers(config):
     return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
+def pplc_in_process(*args):
+    """`pplc ARGS` run in this process (no interpreter and JAX start-up, ~3 s of CPU each): a
+    subprocess.CompletedProcess with its exit status and what it printed, as `subprocess.run(..., text=True)` gives.
+    `python -m pplc` itself is tested in tests/test_cli.py."""
+    import contextlib
+    import io
+    import subprocess
+
+    from pplc.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return subprocess.CompletedProcess(["pplc", *args], code, out.getvalue(), err.getvalue())
+
+
 def shared_path(*parts):
     """A path under ../shared, or skip the test with a clear message when it is absent."""
     p = os.path.join(SHARED, *parts)

@@ -1,12 +1,10 @@
 """Loaders of the published formats (MNIST IDX, MovieLens 100K and 1M) on files the tests make, and on ../shared."""
 import gzip
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, shared_path
+from conftest import EXAMPLES, pplc_in_process, shared_path
 
 import pplc
 from pplc.studies import datasets
@@ -111,9 +109,7 @@ def test_data_command_writes_model_data(tmp_path):
     _tiny_ml1m(str(tmp_path))
     out = str(tmp_path / "out" / "mnist.npz")
 
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "pplc", *args], capture_output=True, text=True)
-
+    cli = pplc_in_process
     r = cli("data", "mnist", str(tmp_path), "-o", out, "--train", "4")
     assert r.returncode == 0, r.stderr
     assert "4 training images" in r.stderr and "5 test images" in r.stderr

@@ -1,12 +1,10 @@
 """Posterior predictive: per-draw and averaged distributions of observed sites, against numpy, and the CLI."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES
+from conftest import EXAMPLES, pplc_in_process
 from scipy.special import expit, logsumexp, softmax
 
 import pplc
@@ -140,9 +138,8 @@ def test_fit_predict_and_cli(tmp_path):
     with pytest.raises(pplc.PPLError, match="does not know its model"):
         Fit.load(path).predict(data)
     assert Fit.load(path, program=model.program).predict(data).metrics["labels"]["bma_accuracy"] == met["bma_accuracy"]
-    r = subprocess.run([sys.executable, "-m", "pplc", "predict", os.path.join(EXAMPLES, "mnist_logreg.ppl"),
-                        "--fit", path, "--data", data, "-o", str(tmp_path / "pred.npz"), "--per-draw"],
-                       capture_output=True, text=True)
+    r = pplc_in_process("predict", os.path.join(EXAMPLES, "mnist_logreg.ppl"), "--fit", path, "--data", data,
+                        "-o", str(tmp_path / "pred.npz"), "--per-draw")
     assert r.returncode == 0, r.stderr
     assert f"accuracy, Bayesian model average: {met['bma_accuracy']:.4f}" in r.stdout
     with np.load(tmp_path / "pred.npz") as f:
@@ -154,7 +151,6 @@ def test_matmul_precision_is_checked():
     with pytest.raises(pplc.PPLError, match="unknown matmul precision `fp8`"):
         model.sample(os.path.join(EXAMPLES, "eight_schools.json"), chains=1, warmup=2, draws=2, sampler="hmc",
                      matmul_precision="fp8")
-    r = subprocess.run([sys.executable, "-m", "pplc", "run", os.path.join(EXAMPLES, "eight_schools.ppl"),
-                        "--data", os.path.join(EXAMPLES, "eight_schools.json"), "--matmul-precision", "fp8"],
-                       capture_output=True, text=True)
+    r = pplc_in_process("run", os.path.join(EXAMPLES, "eight_schools.ppl"), "--data",
+                        os.path.join(EXAMPLES, "eight_schools.json"), "--matmul-precision", "fp8")
     assert r.returncode == 1 and "fp8" in r.stderr and "tensorfloat32" in r.stderr  # a usage error: exit 1

@@ -1,8 +1,7 @@
-"""End to end in fresh processes: generated programs run on their own, and `pplc run` samples the examples.
-
-Each case starts its own Python (8 host devices must be asked for before JAX starts), with small
-warmup and draws: the point is that the programs run on 8 devices and produce finite draws that move,
-with every output in its documented shape, not the quality of the posterior.
+"""End to end: generated programs run on their own (in a fresh Python, which asks for its 8 host devices before
+JAX starts), and `pplc run` samples the examples on 8 devices (in this process, which has them: tests/conftest.py).
+Small warmup and draws: the point is that the programs run on 8 devices and produce finite draws that move, with
+every output in its documented shape, not the quality of the posterior.
 """
 import os
 import subprocess
@@ -10,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import pplc_in_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -42,8 +42,7 @@ def test_generated_program_runs_on_its_own(tmp_path, name):
     """`pplc compile X -o x.py && python x.py --data ... --devices 8`: the program needs nothing from pplc."""
     data, shapes = SEED_MODELS[name]
     program = tmp_path / f"{name}_tfp.py"
-    _run([sys.executable, "-m", "pplc", "compile", os.path.join(EXAMPLES, f"{name}.ppl"),
-          "-o", str(program)], cwd=ROOT)
+    assert pplc_in_process("compile", os.path.join(EXAMPLES, f"{name}.ppl"), "-o", program).returncode == 0
     out = tmp_path / "fit.npz"
     chains, draws = 2, 10
     # Run from the temporary folder with a plain interpreter: no pplc import is involved.
@@ -76,10 +75,10 @@ def test_pplc_run_samples_the_example_on_8_devices(tmp_path, name):
     # Eight schools' funnel needs more than 30 warmup iterations for a step size that HMC's 5 steps accept
     # (seed 1: acceptance 0.04 after 30, a chain that never moves; 0.81 after 100)
     warmup = "100" if name == "eight_schools" else "30"
-    _run([sys.executable, "-m", "pplc", "run", os.path.join(EXAMPLES, f"{name}.ppl"),
-          "--data", os.path.join(EXAMPLES, data), "--devices", str(DEVICES), "--chains", str(chains),
-          "--warmup", warmup, "--draws", str(draws), "--sampler", "hmc", "--leapfrog", "5", "--seed", "1",
-          "--out", str(out), "--quiet"], cwd=str(tmp_path))
+    r = pplc_in_process("run", os.path.join(EXAMPLES, f"{name}.ppl"), "--data", os.path.join(EXAMPLES, data),
+                        "--devices", DEVICES, "--chains", chains, "--warmup", warmup, "--draws", draws,
+                        "--sampler", "hmc", "--leapfrog", "5", "--seed", "1", "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
     with np.load(out) as f:
         fit = {k: f[k] for k in f.files}
     for site, shape in shapes.items():

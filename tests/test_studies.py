@@ -1,11 +1,9 @@
 """The seed's two studies end to end: MNIST posterior predictive accuracy, MovieLens recommendations."""
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, shared_path
+from conftest import EXAMPLES, pplc_in_process, shared_path
 
 import pplc
 from pplc.studies import datasets, recommend
@@ -131,9 +129,7 @@ def test_recommend_cli(tiny_movielens, tmp_path):
     ml = str(tmp_path / "ml.npz")
     model_path = os.path.join(EXAMPLES, "movielens_mf.ppl")
 
-    def pplc_cli(*args):
-        return subprocess.run([sys.executable, "-m", "pplc", *args], capture_output=True, text=True)
-
+    pplc_cli = pplc_in_process
     r = pplc_cli("data", "movielens", str(d), "-o", ml)
     assert r.returncode == 0, r.stderr
     assert "24 users x 16 movies" in r.stderr
