@@ -10,6 +10,10 @@ Figures (each kept with its machine, command, versions, date and the machine's l
             NumPyro is installed. Eight schools, MNIST 10,000 x 784 x 10, MovieLens 100K 943 x 1682, dim 20.
   recurrence  GARCH(1,1)'s value and gradient at T = 1,000 and 10,000, pplc against NumPyro's scan
             (benchmarks/recurrence.py; not in the default --only).
+  scaling   value and gradient, and HMC leapfrog steps/s, on 1, 2, 4, 8 host devices (MNIST 10k, MovieLens 100K);
+  memory    peak memory per device against the data it holds (benchmarks/scaling.py; neither in the default --only).
+  nuts      NUTS time per effective sample, pplc against NumPyro, on conformance models, 3 seeds interleaved
+            (benchmarks/nuts.py; not in the default --only: about half an hour).
   startup   eight schools from launch to the first sampling iteration, pplc against NumPyro, a first run (empty
             compilation cache) and a second (the cache of an earlier run): benchmarks/startup.py.
 Repetitions are interleaved (the order rotates every round); the figure is the median over rounds with the
@@ -27,7 +31,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nuts as nuts_figure  # noqa: E402
 import recurrence  # noqa: E402
+import scaling as scaling_figures  # noqa: E402
 import startup as startup_figure  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -284,15 +290,23 @@ def render(results: dict) -> str:
         out += [""] + _provenance(g) + [""]
     out += recurrence.render(results.get("recurrence"), _fmt, _provenance)
     out += startup_figure.render(results.get("startup"), _fmt, _provenance)
+    out += nuts_figure.render(results.get("nuts"), _fmt, _provenance)
+    out += scaling_figures.render(results.get("scaling"), results.get("memory"), _fmt, _provenance)
     return "\n".join(out)
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="gradient,startup", help="comma-separated: gradient, startup, recurrence")
+    ap.add_argument("--only", default="gradient,startup",
+                    help="comma-separated: gradient, startup, recurrence, nuts, scaling, memory")
     ap.add_argument("--reps", type=int, default=7, help="interleaved rounds of the gradient figures (default 7)")
     ap.add_argument("--startup-reps", type=int, default=3, help="rounds of the start-up figure (default 3)")
+    ap.add_argument("--nuts-seeds", type=int, default=3, help="seeds of the nuts figure (default 3)")
+    ap.add_argument("--nuts-models", default="", help="models of the nuts figure (default: all of benchmarks/nuts.py)")
+    ap.add_argument("--nuts-reps", type=int, default=3, help="nuts: rounds per seed, median time (default 3)")
+    ap.add_argument("--nuts-iterations", type=int, default=1000, help="nuts: warmup and draws each (default 1000)")
+    ap.add_argument("--scaling-rounds", type=int, default=3, help="rounds of the scaling figure (default 3)")
     ap.add_argument("--render", action="store_true", help="only render docs/benchmarks.md from the JSON")
     ap.add_argument("--json", default=RESULTS)
     ap.add_argument("--doc", default=DOC)
@@ -310,10 +324,21 @@ def main(argv=None) -> int:
                 res = {"rows": recurrence.measure(args.reps, interleaved, spread)}
             elif name == "startup":
                 res = {"result": startup_figure.measure(args.startup_reps, spread)}
+            elif name == "nuts":
+                res = {"result": nuts_figure.measure(args.nuts_seeds, spread, args.nuts_models.split(",") if
+                                                     args.nuts_models else None, args.nuts_iterations,
+                                                     reps=args.nuts_reps)}
+            elif name == "scaling":
+                res = scaling_figures.measure_scaling(args.scaling_rounds, spread)
+            elif name == "memory":
+                res = scaling_figures.measure_memory()
             else:
                 ap.error(f"unknown figure {name}")
             results[name] = record(name, dict(res, load_start=start, load_end=load()), argv)
             os.makedirs(os.path.dirname(args.json), exist_ok=True)
+            if os.path.exists(args.json):  # keep the figures another run wrote meanwhile
+                with open(args.json) as f:
+                    results = dict(json.load(f), **{name: results[name]})
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=2)
                 f.write("\n")

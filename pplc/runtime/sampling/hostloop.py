@@ -205,7 +205,7 @@ def run(progs, carry, cfg, *, place=None, progress=None, checkpoint: str | None 
                           f"start-up and compilation (resuming at iteration {start})")
         progress.start(start, divergent=None if resume is None else {
             "warmup": _count(resume.warm, "diverging"), "sampling": _count(resume.stats, "diverging")})
-    t_loop = time.perf_counter()
+    t_loop, cpu_loop = time.perf_counter(), time.process_time()
     sizer = BlockSizer(B, fixed_block)
     if jax.process_count() > 1:  # every process must run the same blocks: sizes that do not depend on timing
         sizer.observe = lambda iterations, seconds: None
@@ -239,8 +239,9 @@ def run(progs, carry, cfg, *, place=None, progress=None, checkpoint: str | None 
         if progress is not None:
             progress.close()
     loop_s = time.perf_counter() - t_loop
+    loop_cpu_s = time.process_time() - cpu_loop  # the CPU time of this process's threads (XLA's too)
     done = committed["iteration"] - start
-    timing.update(loop_s=loop_s, iterations=done, leapfrogs=leapfrogs[0],
+    timing.update(loop_s=loop_s, loop_cpu_s=loop_cpu_s, iterations=done, leapfrogs=leapfrogs[0],
                   leapfrog_per_s=leapfrogs[0] / loop_s if loop_s > 0 else float("nan"))
     if stop.requested or hard:
         it = committed["iteration"]
