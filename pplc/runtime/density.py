@@ -56,7 +56,7 @@ class LogDensity:
     event-space bijectors (NumPyro's -potential_energy, BridgeStan's log_density(jacobian=True)), the target
     pplc's own samplers use; it works under jax.jit, jax.grad and jax.vmap. `constrain(z)` / `unconstrain(params)`
     map between the scales, `init(seed)` draws initial values as `pplc run` does (uniform in (-2, 2)).
-    `value_and_grad(z)` is `unconstrained` and its gradient, compiled once (data passed as arguments).
+    `value_and_grad(z)` is `unconstrained` and its gradient, compiled once (see SMALL_DATA_BYTES for the data).
     With `devices` > 1 the density is the sharded program on the mesh (same values; latents at their true sizes).
     """
 
