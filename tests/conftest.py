@@ -72,18 +72,6 @@ def pytest_configure(config):
         os.environ["PPLC_EQUIV_SEED"] = str(random.SystemRandom().randrange(2**32))
 
 
-# The longest files first. With `--dist loadfile` the workers take whole files in collection order, so a long
-# file that starts last leaves the other cores idle while it finishes. (Within a file the order is kept.)
-LONG_FILES_FIRST = ["test_programs_run.py", "test_studies.py", "test_sampling.py", "test_multiprocess.py",
-                    "test_equivalence.py", "test_long_runs.py", "test_workflow.py", "test_reproducible.py",
-                    "test_log_density.py", "test_startup.py", "test_ode.py", "test_replicate.py"]
-
-
-def pytest_collection_modifyitems(session, config, items):
-    rank = {name: i for i, name in enumerate(LONG_FILES_FIRST)}
-    items.sort(key=lambda item: rank.get(os.path.basename(str(item.fspath)), len(rank)))  # a stable sort
-
-
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: one test process per core, at most 4 (each holds JAX's compiled programs, ~1-2 GB)."""
     return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
