@@ -124,9 +124,9 @@ class LogDensity:
         latents, layout, placement = self.program.latents, self.layout, self._placement
         lead = [p.ndim - len(v.phys) for p, v in zip(parts, latents)]
         padded = [_pad(p, v.phys, layout, k) for p, v, k in zip(parts, latents, lead)]
-        local, axes = layout.local, placement.shard_axes
+        local, axes, known = layout.local, placement.shard_axes, layout.known_masks()
         specs = placement.latent_specs(lead)
-        fn = spmd_lib.spmd(lambda p, d, m: per_device(p, d, m, local, axes), self.mesh,
+        fn = spmd_lib.spmd(lambda p, d, m: per_device(p, d, {**m, **known}, local, axes), self.mesh,
                            (specs, placement.data_specs, placement.mask_specs), (P(), specs if with_grad else None),
                            self.mode)
         val, grads = fn(padded, data, masks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.metadata
 import inspect
 import os
+import re
 
 from .. import ir
 from ..lower import BatchBroadcast, Independent, Masked, Param, ParamForm, Sample, Sharded, Site, lower
@@ -22,7 +23,7 @@ own with `python THIS_FILE.py --data DATA.npz --devices N`.
 """
 import jax
 import jax.numpy as jnp
-import tensorflow_probability.substrates.jax as tfp
+{numpy}import tensorflow_probability.substrates.jax as tfp
 from tensorflow_probability.substrates.jax.experimental import distribute as tfed
 {distribute_lib}
 tfd = tfp.distributions
@@ -88,8 +89,8 @@ class ModuleGen:
         if isinstance(layer, BatchBroadcast):
             return "tfd.BatchBroadcast", [self.x.shape(layer.shape)]
         if isinstance(layer, Masked):
-            self.helpers.add(f"pad_value_{layer.pad_value}")
-            return "tfd.Masked", [self.x.mask(layer.dim, layer.layout), f"safe_sample_fn=pad_value_{layer.pad_value}"]
+            self.helpers |= {f"pad_value_{layer.pad_value}", "masked"}
+            return "masked", [self.x.mask(layer.dim, layer.layout), f"safe_sample_fn=pad_value_{layer.pad_value}"]
         if isinstance(layer, Independent):
             return "tfd.Independent", [f"reinterpreted_batch_ndims={layer.ndims}"]
         assert isinstance(layer, Sharded), layer
@@ -215,7 +216,9 @@ class ModuleGen:
         helpers = self.prelude()
         psum = "from tensorflow_probability.substrates.jax.internal import distribute_lib\n" if any(
             "distribute_lib." in h for h in helpers) else ""
-        blocks = [HEADER.format(stem=stem, version=importlib.metadata.version("pplc"), src=self.src, distribute_lib=psum),
+        numpy = "import numpy as np\n" if any(re.search(r"\bnp\.", h) for h in helpers) else ""
+        blocks = [HEADER.format(stem=stem, version=importlib.metadata.version("pplc"), src=self.src, distribute_lib=psum,
+                                numpy=numpy),
                   "\n".join(self.tables())]
         blocks += helpers + ["\n".join(p) for p in parts] + main
         return "\n\n".join(blocks) + "\n"

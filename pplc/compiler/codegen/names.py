@@ -14,7 +14,7 @@ GENERATED_NAMES = {"jax", "jnp", "np", "tfp", "tfd", "tfed", "distribute_lib", "
                    "sharded_mean", "sharded_max", "sharded_min", "momentum_distribution", "pad_value_zero",
                    "pad_value_one", "pad_value_half", "pad_value_mean", "real", "widen", "TRANSFORMED", "transformed_data",
                    "LogDensityTerm", "Bounded", "rep", "log_mix", "gp_exp_quad_cov", "Ordered", "diag", "BernoulliLogits",
-                   "recurrence",
+                   "recurrence", "masked", "real_items",
                    "outer", "linalg_batch", "solve", "triangular_solve", "quad_form", "concat", "stack_items"}
 BUILTINS = set(dir(builtins))
 

@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import tensorflow_probability.substrates.jax as tfp
 from tensorflow_probability.substrates.jax.internal import distribute_lib
 
@@ -78,25 +79,43 @@ def pad_value_mean(d):
     return d.mean()
 
 
+# A mask that is a NumPy array while tracing is known: all true where nothing is padded (one device, or a plate
+# that splits evenly; the runtime passes those as constants). Its items need no select: one at every gradient,
+# where the program could not see through it, doubled the time of a small model's NUTS step.
+def masked(distribution, mask, safe_sample_fn):
+    """`tfd.Masked`: the padded items (mask false) left out of the log density; the distribution itself when
+    `mask` is known to be all true."""
+    if isinstance(mask, np.ndarray) and mask.all():
+        return distribution
+    return tfd.Masked(distribution, mask, safe_sample_fn=safe_sample_fn)
+
+
+def real_items(x, mask, fill):
+    """`x` with its padded items (mask false) replaced by `fill`; `x` itself when `mask` is known to be all true."""
+    if isinstance(mask, np.ndarray) and mask.all():
+        return x
+    return jnp.where(mask, x, fill)
+
+
 def sharded_sum(x, mask, axis, shard_axes):
     """Sum over a dim split across devices: this device's real (unpadded) items, then over devices."""
-    return distribute_lib.psum(jnp.sum(jnp.where(mask, x, 0), axis=axis), shard_axes)
+    return distribute_lib.psum(jnp.sum(real_items(x, mask, 0), axis=axis), shard_axes)
 
 
 def sharded_mean(x, mask, axis, shard_axes, n_other=1):
     """Mean over a dim split across devices (and `n_other` items of the other dims reduced)."""
-    total = distribute_lib.psum(jnp.sum(jnp.where(mask, x, 0), axis=axis), shard_axes)
+    total = distribute_lib.psum(jnp.sum(real_items(x, mask, 0), axis=axis), shard_axes)
     return total / distribute_lib.psum(jnp.sum(mask) * n_other, shard_axes)
 
 
 def sharded_max(x, mask, axis, shard_axes):
     """Max over a dim split across devices, padded items left out."""
-    return distribute_lib.pmax(jnp.max(jnp.where(mask, x, -jnp.inf), axis=axis), shard_axes)
+    return distribute_lib.pmax(jnp.max(real_items(x, mask, -jnp.inf), axis=axis), shard_axes)
 
 
 def sharded_min(x, mask, axis, shard_axes):
     """Min over a dim split across devices, padded items left out."""
-    return distribute_lib.pmin(jnp.min(jnp.where(mask, x, jnp.inf), axis=axis), shard_axes)
+    return distribute_lib.pmin(jnp.min(real_items(x, mask, jnp.inf), axis=axis), shard_axes)
 
 
 def rep(x, n):
@@ -340,10 +359,12 @@ HELPERS = {
     "pad_value_one": (pad_value_one, ()),
     "pad_value_half": (pad_value_half, ()),
     "pad_value_mean": (pad_value_mean, ()),
-    "sharded_sum": (sharded_sum, ()),
-    "sharded_mean": (sharded_mean, ()),
-    "sharded_max": (sharded_max, ()),
-    "sharded_min": (sharded_min, ()),
+    "masked": (masked, ()),
+    "real_items": (real_items, ()),
+    "sharded_sum": (sharded_sum, ("real_items",)),
+    "sharded_mean": (sharded_mean, ("real_items",)),
+    "sharded_max": (sharded_max, ("real_items",)),
+    "sharded_min": (sharded_min, ("real_items",)),
     "rep": (rep, ()),
     "log_mix": (log_mix, ()),
     "diag": (diag, ()),

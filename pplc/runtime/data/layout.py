@@ -29,6 +29,13 @@ class Layout:
     def masks(self) -> dict:
         return {d: np.arange(p) < self.sizes[d] for d, p in self.padded.items()}
 
+    def known_masks(self) -> dict:
+        """The local masks of the sharded dims that have no padded item (one device, or a size that splits
+        evenly): all true on every device, so a program can hold them as constants (NumPy arrays), and the
+        generated code then leaves out the selects that masks cost (prelude `masked`, `real_items`)."""
+        local = self.local
+        return {d: np.ones(local[d], bool) for d, p in self.padded.items() if p == self.sizes[d]}
+
     def pad(self, x, dims, axis0: int = 0):
         """Pad the sharded dims of `x` (dims start at axis `axis0`) by repeating the last item."""
         x = np.asarray(x)

@@ -109,12 +109,12 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
     block = block or default_block_size(cfg)
     stat_names = stats_lib.stat_names(cfg)
     treedef_box = {}  # the structure of the carried state, found when `init` is traced
-    # On one device nothing is padded: the masks (all true) are constants of the programs, so XLA drops the selects
-    # they cost at every gradient (as arguments they made a small plate model's gradient loop 2x dearer).
-    fixed_masks = layout.masks() if mesh.devices.size == 1 else None
+    # The masks of dims with nothing padded (every dim on one device) are constants of the programs, so the model
+    # has no selects for them (as arguments they made a small plate model's NUTS step 2x dearer).
+    known_masks = layout.known_masks()
 
     def setup(data, masks, z):
-        masks = masks if fixed_masks is None else fixed_masks
+        masks = {**masks, **known_masks}
         def make_pinned():
             # Fresh copies of the data at every call: TFP caches bijector results globally, keyed by the input
             # (a log-normal's log of the observed data), and a hit from another JAX sub-trace leaks its tracer.

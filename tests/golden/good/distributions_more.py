@@ -8,6 +8,7 @@ own with `python THIS_FILE.py --data DATA.npz --devices N`.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import tensorflow_probability.substrates.jax as tfp
 from tensorflow_probability.substrates.jax.experimental import distribute as tfed
 
@@ -84,6 +85,14 @@ def pad_value_one(d):
 def pad_value_mean(d):
     """What tfd.Masked puts at padded items: the mean (TFP's default draws a sample at every call)."""
     return d.mean()
+
+
+def masked(distribution, mask, safe_sample_fn):
+    """`tfd.Masked`: the padded items (mask false) left out of the log density; the distribution itself when
+    `mask` is known to be all true."""
+    if isinstance(mask, np.ndarray) and mask.all():
+        return distribution
+    return tfd.Masked(distribution, mask, safe_sample_fn=safe_sample_fn)
 
 
 def rep(x, n):
@@ -320,7 +329,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # distributions_more.ppl:34  wait ~ Weibull(shape, scale)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     tfd.BatchBroadcast(
                         tfd.Weibull(shape[..., None], scale[..., None]), [dims["N"]]
                     ),
@@ -335,7 +344,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # distributions_more.ppl:35  wind ~ VonMises(mu, kappa)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     tfd.BatchBroadcast(tfd.VonMises(mu[..., None], kappa[..., None]), [dims["N"]]),
                     masks["N"],
                     safe_sample_fn=pad_value_zero,
@@ -348,7 +357,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # distributions_more.ppl:36  peak ~ GeneralizedExtremeValue(mu, scale, xi)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     tfd.BatchBroadcast(
                         tfd.GeneralizedExtremeValue(mu[..., None], scale[..., None], xi[..., None]),
                         [dims["N"]],
@@ -364,7 +373,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # distributions_more.ppl:37  residual ~ SkewNormal(mu, scale, skew)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     tfd.BatchBroadcast(
                         SkewNormal(mu[..., None], scale[..., None], skew[..., None]), [dims["N"]]
                     ),
@@ -379,7 +388,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # distributions_more.ppl:38  hits ~ BetaBinomial(trials, a, b)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     tfd.BetaBinomial(real(trials), a[..., None], b[..., None]),
                     masks["N"],
                     safe_sample_fn=pad_value_zero,
@@ -392,7 +401,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # distributions_more.ppl:39  votes ~ Multinomial(sum(votes), probs = shares)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     tfd.Multinomial(
                         total_count=real(jnp.sum(votes, axis=-1)), probs=shares[..., None, :]
                     ),
@@ -407,7 +416,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # distributions_more.ppl:40  rating ~ OrderedLogistic(cut, beta * x)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     OrderedLogistic(cut[..., None, :], beta[..., None] * x),
                     masks["N"],
                     safe_sample_fn=pad_value_zero,
@@ -420,7 +429,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # distributions_more.ppl:41  y ~ MultivariateNormalTriL(centre, diag(tau) @ L)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     tfd.BatchBroadcast(
                         tfd.MultivariateNormalTriL(
                             centre[..., None, :],

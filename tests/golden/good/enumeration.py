@@ -8,6 +8,7 @@ own with `python THIS_FILE.py --data DATA.npz --devices N`.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import tensorflow_probability.substrates.jax as tfp
 from tensorflow_probability.substrates.jax.experimental import distribute as tfed
 
@@ -42,6 +43,14 @@ def widen(x, shape):
 def pad_value_zero(d):
     """What tfd.Masked puts at padded items: 0, in the support (TFP's default draws a sample at every call)."""
     return jnp.zeros([], d.dtype)
+
+
+def masked(distribution, mask, safe_sample_fn):
+    """`tfd.Masked`: the padded items (mask false) left out of the log density; the distribution itself when
+    `mask` is known to be all true."""
+    if isinstance(mask, np.ndarray) and mask.all():
+        return distribution
+    return tfd.Masked(distribution, mask, safe_sample_fn=safe_sample_fn)
 
 
 def rep(x, n):
@@ -274,7 +283,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # enumeration.ppl:9  z ~ Categorical(probs = w)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     LogDensityTerm(
                         jax.scipy.special.logsumexp(
                             tfd.Categorical(probs=w[..., None, :]).log_prob(real(z))[..., None, :]

@@ -8,6 +8,7 @@ own with `python THIS_FILE.py --data DATA.npz --devices N`.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import tensorflow_probability.substrates.jax as tfp
 from tensorflow_probability.substrates.jax.experimental import distribute as tfed
 from tensorflow_probability.substrates.jax.internal import distribute_lib
@@ -52,14 +53,29 @@ def pad_value_zero(d):
     return jnp.zeros([], d.dtype)
 
 
+def masked(distribution, mask, safe_sample_fn):
+    """`tfd.Masked`: the padded items (mask false) left out of the log density; the distribution itself when
+    `mask` is known to be all true."""
+    if isinstance(mask, np.ndarray) and mask.all():
+        return distribution
+    return tfd.Masked(distribution, mask, safe_sample_fn=safe_sample_fn)
+
+
+def real_items(x, mask, fill):
+    """`x` with its padded items (mask false) replaced by `fill`; `x` itself when `mask` is known to be all true."""
+    if isinstance(mask, np.ndarray) and mask.all():
+        return x
+    return jnp.where(mask, x, fill)
+
+
 def sharded_sum(x, mask, axis, shard_axes):
     """Sum over a dim split across devices: this device's real (unpadded) items, then over devices."""
-    return distribute_lib.psum(jnp.sum(jnp.where(mask, x, 0), axis=axis), shard_axes)
+    return distribute_lib.psum(jnp.sum(real_items(x, mask, 0), axis=axis), shard_axes)
 
 
 def sharded_max(x, mask, axis, shard_axes):
     """Max over a dim split across devices, padded items left out."""
-    return distribute_lib.pmax(jnp.max(jnp.where(mask, x, -jnp.inf), axis=axis), shard_axes)
+    return distribute_lib.pmax(jnp.max(real_items(x, mask, -jnp.inf), axis=axis), shard_axes)
 
 
 def transformed_data(data, dims, masks, shard_axes=()):
@@ -102,7 +118,7 @@ def make_model(data, dims, masks, shard_axes=()):
         shift = yield Root(
             tfed.Sharded(
                 tfd.Independent(
-                    tfd.Masked(
+                    masked(
                         tfd.BatchBroadcast(tfd.Normal(real(0.0), real(1.0)), [dims["items"]]),
                         masks["items"],
                         safe_sample_fn=pad_value_zero,
@@ -116,7 +132,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # mixture_of_supports.ppl:18  group ~ Categorical(probs = weights)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     tfd.BatchBroadcast(
                         tfd.Categorical(probs=weights[..., None, :]), [dims["items"]]
                     ),
@@ -131,7 +147,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # mixture_of_supports.ppl:19  counts ~ Poisson(log_rate = log(rate) + x_scaled @ coef + shift)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     tfd.Poisson(
                         log_rate=jnp.log(rate)[..., None]
                         + jnp.einsum("...if,...f->...i", x_scaled, coef)
@@ -148,7 +164,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # mixture_of_supports.ppl:21  flags ~ Bernoulli(probs = p)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     tfd.BatchBroadcast(
                         tfd.Bernoulli(probs=p[..., None, None]), [dims["items"], dims["trials"]]
                     ),

@@ -8,6 +8,7 @@ own with `python THIS_FILE.py --data DATA.npz --devices N`.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import tensorflow_probability.substrates.jax as tfp
 from tensorflow_probability.substrates.jax.experimental import distribute as tfed
 
@@ -59,6 +60,14 @@ def pad_value_zero(d):
 def pad_value_one(d):
     """What tfd.Masked puts at padded items: 1, in the support (TFP's default draws a sample at every call)."""
     return jnp.ones([], d.dtype)
+
+
+def masked(distribution, mask, safe_sample_fn):
+    """`tfd.Masked`: the padded items (mask false) left out of the log density; the distribution itself when
+    `mask` is known to be all true."""
+    if isinstance(mask, np.ndarray) and mask.all():
+        return distribution
+    return tfd.Masked(distribution, mask, safe_sample_fn=safe_sample_fn)
 
 
 def rep(x, n):
@@ -235,7 +244,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # mixtures_hmm.ppl:14  y ~ MixtureSameFamily(Categorical(probs = w), Normal(mu, sigma))
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     tfd.BatchBroadcast(
                         MixtureSameFamily(
                             tfd.Categorical(probs=w[..., None, :]),
@@ -259,7 +268,7 @@ def make_model(data, dims, masks, shard_axes=()):
         s = yield Root(
             tfed.Sharded(
                 tfd.Independent(
-                    tfd.Masked(
+                    masked(
                         tfd.BatchBroadcast(tfd.HalfNormal(real(1.0)), [dims["series"]]),
                         masks["series"],
                         safe_sample_fn=pad_value_one,
@@ -273,7 +282,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # mixtures_hmm.ppl:22  seqs ~ HiddenMarkovModel(Categorical(probs = initial), Categorical(probs = theta), Normal(mu, s), T)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     HiddenMarkovModel(
                         tfd.Categorical(probs=initial[..., None, :]),
                         tfd.Categorical(probs=theta[..., None, :, :]),

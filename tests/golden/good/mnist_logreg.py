@@ -8,6 +8,7 @@ own with `python THIS_FILE.py --data DATA.npz --devices N`.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import tensorflow_probability.substrates.jax as tfp
 from tensorflow_probability.substrates.jax.experimental import distribute as tfed
 from tensorflow_probability.substrates.jax.internal import distribute_lib
@@ -39,9 +40,24 @@ def pad_value_zero(d):
     return jnp.zeros([], d.dtype)
 
 
+def masked(distribution, mask, safe_sample_fn):
+    """`tfd.Masked`: the padded items (mask false) left out of the log density; the distribution itself when
+    `mask` is known to be all true."""
+    if isinstance(mask, np.ndarray) and mask.all():
+        return distribution
+    return tfd.Masked(distribution, mask, safe_sample_fn=safe_sample_fn)
+
+
+def real_items(x, mask, fill):
+    """`x` with its padded items (mask false) replaced by `fill`; `x` itself when `mask` is known to be all true."""
+    if isinstance(mask, np.ndarray) and mask.all():
+        return x
+    return jnp.where(mask, x, fill)
+
+
 def sharded_mean(x, mask, axis, shard_axes, n_other=1):
     """Mean over a dim split across devices (and `n_other` items of the other dims reduced)."""
-    total = distribute_lib.psum(jnp.sum(jnp.where(mask, x, 0), axis=axis), shard_axes)
+    total = distribute_lib.psum(jnp.sum(real_items(x, mask, 0), axis=axis), shard_axes)
     return total / distribute_lib.psum(jnp.sum(mask) * n_other, shard_axes)
 
 
@@ -73,7 +89,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # mnist_logreg.ppl:10  labels ~ Categorical(logits = images @ w + b)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     tfd.Categorical(
                         logits=jnp.einsum("...ep,...pc->...ec", images, w) + b[..., None, :]
                     ),

@@ -8,6 +8,7 @@ own with `python THIS_FILE.py --data DATA.npz --devices N`.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import tensorflow_probability.substrates.jax as tfp
 from tensorflow_probability.substrates.jax.experimental import distribute as tfed
 
@@ -41,6 +42,14 @@ def real(x):
 def pad_value_zero(d):
     """What tfd.Masked puts at padded items: 0, in the support (TFP's default draws a sample at every call)."""
     return jnp.zeros([], d.dtype)
+
+
+def masked(distribution, mask, safe_sample_fn):
+    """`tfd.Masked`: the padded items (mask false) left out of the log density; the distribution itself when
+    `mask` is known to be all true."""
+    if isinstance(mask, np.ndarray) and mask.all():
+        return distribution
+    return tfd.Masked(distribution, mask, safe_sample_fn=safe_sample_fn)
 
 
 class BernoulliLogits(tfd.Bernoulli):
@@ -99,7 +108,7 @@ def make_model(data, dims, masks, shard_axes=()):
         user_embedding = yield Root(
             tfed.Sharded(
                 tfd.Independent(
-                    tfd.Masked(
+                    masked(
                         tfd.BatchBroadcast(
                             tfd.Normal(real(0.0), real(1.0)), [dims["users"], dims["dim"]]
                         ),
@@ -116,7 +125,7 @@ def make_model(data, dims, masks, shard_axes=()):
         user_bias = yield Root(
             tfed.Sharded(
                 tfd.Independent(
-                    tfd.Masked(
+                    masked(
                         tfd.BatchBroadcast(tfd.Normal(real(0.0), real(1.0)), [dims["users"]]),
                         masks["users"],
                         safe_sample_fn=pad_value_zero,
@@ -130,7 +139,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # movielens_mf.ppl:11  watched ~ Bernoulli(logits = movie_embedding @ user_embedding + user_bias + movie_bias)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     BernoulliLogits(
                         logits=jnp.einsum("...md,...ud->...um", movie_embedding, user_embedding)
                         + user_bias[..., :, None]

@@ -8,6 +8,7 @@ own with `python THIS_FILE.py --data DATA.npz --devices N`.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import tensorflow_probability.substrates.jax as tfp
 from tensorflow_probability.substrates.jax.experimental import distribute as tfed
 
@@ -41,6 +42,14 @@ def pad_value_zero(d):
 def pad_value_one(d):
     """What tfd.Masked puts at padded items: 1, in the support (TFP's default draws a sample at every call)."""
     return jnp.ones([], d.dtype)
+
+
+def masked(distribution, mask, safe_sample_fn):
+    """`tfd.Masked`: the padded items (mask false) left out of the log density; the distribution itself when
+    `mask` is known to be all true."""
+    if isinstance(mask, np.ndarray) and mask.all():
+        return distribution
+    return tfd.Masked(distribution, mask, safe_sample_fn=safe_sample_fn)
 
 
 def ode_solve(rhs, y0, t0, ts, *args, ranks, rtol=1e-6, atol=1e-6, max_steps=10_000):
@@ -267,7 +276,7 @@ def make_model(data, dims, masks, shard_axes=()):
         log_ke = yield Root(
             tfed.Sharded(
                 tfd.Independent(
-                    tfd.Masked(
+                    masked(
                         tfd.BatchBroadcast(tfd.Normal(real(-1)[..., None], 0.5), [dims["S"]]),
                         masks["S"],
                         safe_sample_fn=pad_value_zero,
@@ -296,7 +305,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # ode.ppl:15  conc ~ LogNormal(log(c), sigma)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     tfd.LogNormal(jnp.log(c), sigma[..., None, None]),
                     masks["S"][:, None],
                     safe_sample_fn=pad_value_one,

@@ -8,6 +8,7 @@ own with `python THIS_FILE.py --data DATA.npz --devices N`.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import tensorflow_probability.substrates.jax as tfp
 from tensorflow_probability.substrates.jax.experimental import distribute as tfed
 
@@ -59,6 +60,14 @@ def real(x):
 def pad_value_zero(d):
     """What tfd.Masked puts at padded items: 0, in the support (TFP's default draws a sample at every call)."""
     return jnp.zeros([], d.dtype)
+
+
+def masked(distribution, mask, safe_sample_fn):
+    """`tfd.Masked`: the padded items (mask false) left out of the log density; the distribution itself when
+    `mask` is known to be all true."""
+    if isinstance(mask, np.ndarray) and mask.all():
+        return distribution
+    return tfd.Masked(distribution, mask, safe_sample_fn=safe_sample_fn)
 
 
 def rep(x, n):
@@ -371,7 +380,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # stan_blocks.ppl:33  log_earn ~ Normal(a[group0], sigma)
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     tfd.Normal(jnp.take(a, group0, axis=-1), sigma[..., None]),
                     masks["N"],
                     safe_sample_fn=pad_value_zero,
@@ -384,7 +393,7 @@ def make_model(data, dims, masks, shard_axes=()):
         # stan_blocks.ppl:34  target += log_mix(theta, Normal(mu[0], 1).log_prob(x), Normal(mu[1], 1).log_prob(x))
         yield tfed.Sharded(
             tfd.Independent(
-                tfd.Masked(
+                masked(
                     LogDensityTerm(
                         log_mix(
                             theta[..., None],
