@@ -96,13 +96,13 @@ def test_movielens_log_prob_and_gradient_equal_the_handwritten_program(movielens
 def test_mnist_sharded_site_is_the_tutorials():
     """The generated MNIST program holds the tutorial's construction: w and b replicated (plain parts), the
     labels' likelihood Sharded over the data axis around Independent(Categorical(logits)) (Masked in between,
-    for padded examples)."""
+    for padded examples; left out when the mask is known to be all true, a NumPy array: nothing padded)."""
     from tensorflow_probability.substrates.jax.experimental import distribute as tfed
 
     module = pplc.compile_file(os.path.join(EXAMPLES, "mnist_logreg.ppl")).module
     images, labels, w, b = mnist_data(8)
     dims = {"examples": 8, "pixels": images.shape[1], "classes": 10}
-    jd = module.make_model({"images": images, "labels": labels}, dims, {"examples": np.ones(8, bool)}, [])
+    jd = module.make_model({"images": images, "labels": labels}, dims, {"examples": np.arange(8) < 7}, [])
     assert isinstance(jd, tfed.JointDistributionCoroutine)
     dists, _ = jd.sample_distributions(value=(w, b, labels), seed=jax.random.PRNGKey(0))
     parts = dists._asdict()
@@ -112,4 +112,7 @@ def test_mnist_sharded_site_is_the_tutorials():
     inner = lik.distribution
     assert type(inner).__name__.startswith("Independent") and inner.reinterpreted_batch_ndims == 1
     assert type(inner.distribution).__name__.startswith("Masked")
+    assert type(inner.distribution.distribution).__name__.startswith("Categorical")
+    known = module.make_model({"images": images, "labels": labels}, dims, {"examples": np.ones(8, bool)}, [])
+    inner = known.sample_distributions(value=(w, b, labels), seed=jax.random.PRNGKey(0))[0]._asdict()["labels"]
     assert type(inner.distribution.distribution).__name__.startswith("Categorical")
