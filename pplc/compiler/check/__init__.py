@@ -62,6 +62,7 @@ class Checker(StatementChecker, RecurrenceChecker, BlockChecker, FunctionChecker
                                 hint=did_you_mean(name, [d for d in self.dims if not d.isdigit()])
                                 or f"give its size: `const {name} = 10`, or declare data with this dim")
         self._sum_out()  # discrete latents: their terms as one marginal per plate item (check/enumerate.py)
+        self._check_cross_device_reductions(self.order)
         self.sink.raise_if_errors()
         return ir.Model(self.source.filename, tuple(self.order), tuple(self.dims.values()), tuple(self.plates),
                         tuple(self.index_checks.values()))

@@ -88,3 +88,47 @@ class PlacementChecker:
         self.plates.append(plate)
         for inner in s.body:
             self._stmt(inner, ctx + (plate,))
+
+    def _check_cross_device_reductions(self, variables) -> None:
+        """Refuse a sum, mean, max or min across the devices of a sharded dim of a value that depends on a latent,
+        where the log density uses it (in a site's parameters, a `target +=` term, or a value they use); a value
+        only recorded with the draws (a `track`, a deterministic nothing uses) may have one. Its value is right,
+        but TFP's cross-device sum keeps each device's gradient local, so the gradient with respect to the latents
+        would be wrong whenever the plate is split: a wrong posterior, not an error."""
+        by_name = {v.name: v for v in variables}
+        todo = [v for v in variables if v.dist is not None or v.kind == ir.Kind.TARGET]
+        seen = {v.name for v in todo}
+        while todo:
+            v = todo.pop()
+            roots = [v.value] if v.value is not None else []
+            roots += [e for _, e in v.dist.params] if v.dist is not None else []
+            roots += [b for b in v.bounds or () if b is not None]
+            bad = None
+            for x in (x for e in roots for x in _walk(e)):
+                if isinstance(x, ir.Reduce) and x.sharded_dim is not None and x.arg.latent and bad is None:
+                    bad = x
+                if isinstance(x, ir.Ref) and x.name not in seen and x.name in by_name:
+                    seen.add(x.name)
+                    todo.append(by_name[x.name])
+            if bad is not None:
+                self.sink.error(f"`{bad.func}` across the devices of the sharded dim `{bad.sharded_dim}` of a value "
+                                f"that depends on a latent: pplc cannot give its gradient when `{bad.sharded_dim}` is "
+                                "split, and the sampler needs it", v.span,
+                                hint=f"drop `sharded over devices` from the plate of `{bad.sharded_dim}`, or compute "
+                                     "the reduction from data alone (a `track` of it is fine)")
+
+
+def _walk(e):
+    """`e` and every expression inside it (any field of an IR node that holds expressions)."""
+    todo = [e]
+    while todo:
+        x = todo.pop()
+        yield x
+        for value in vars(x).values():
+            items = value if isinstance(value, tuple) else (value,)
+            for item in items:
+                if isinstance(item, ir.Expr):
+                    todo.append(item)
+                elif isinstance(item, tuple):
+                    todo.extend(y for y in item if isinstance(y, ir.Expr))
+
