@@ -11,16 +11,14 @@ from jax.sharding import PartitionSpec as P
 from ..compiler.supports import unconstrained_shape
 from ..dsl.diagnostics import Diagnostic, PPLError
 from .data.bind import BoundData, dtype_of
-from .data.layout import Placement, on_mesh
+from .data.layout import SMALL_DATA_BYTES, Placement, on_mesh  # noqa: F401 - SMALL_DATA_BYTES: said here too
 from .devices import spmd as spmd_lib
 from .program import Program
 from .sampling.target import target_fn
 
-# On one device `value_and_grad`'s program holds the masks (all true there) as constants, and data this small
-# (bytes, all arrays together) too, as a NumPyro model's closure does: XLA folds what depends on them alone (the
-# padding's selects, log(sigma), ...) and a call passes the latents only. Larger data are arguments (one program
-# for any data of the same shapes; no copy inside the program).
-SMALL_DATA_BYTES = 1 << 16
+# On one device `value_and_grad`'s program holds the masks (all true there) as constants, and data of at most
+# SMALL_DATA_BYTES too (runtime/data/layout.py). Larger data are arguments (one program for any data of the same
+# shapes; no copy inside the program).
 
 
 def _pad(x, dims, layout, axis0: int):

@@ -14,6 +14,17 @@ from ..program import Program
 from .bind import BoundData, dtype_of
 
 
+# On one device, data this small (bytes, all arrays together) are constants of the programs that use them (the
+# sampler's, `LogDensity.value_and_grad`), as a NumPyro model's closure holds its data: XLA folds what depends on
+# them alone (a data-only condition's mask, log(sigma) of known sigmas, ...) and a call passes the latents only.
+SMALL_DATA_BYTES = 1 << 16
+
+
+def is_small(data: dict) -> bool:
+    """Whether `data` (arrays by name) take at most SMALL_DATA_BYTES in all."""
+    return sum(np.asarray(x).nbytes for x in data.values()) <= SMALL_DATA_BYTES
+
+
 @dataclass(frozen=True)
 class Layout:
     """How the data is laid out on the mesh: padded sizes of sharded dims, local sizes, masks."""

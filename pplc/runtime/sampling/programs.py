@@ -12,7 +12,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from ..data.bind import BoundData
-from ..data.layout import Layout, Placement, spec_of
+from ..data.layout import Layout, Placement, is_small, spec_of
 from ..devices import spmd as spmd_lib
 from ..devices.mesh import CHAINS_AXIS, DATA_AXIS
 from ..program import Program
@@ -112,9 +112,15 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
     # The masks of dims with nothing padded (every dim on one device) are constants of the programs, so the model
     # has no selects for them (as arguments they made a small plate model's NUTS step 2x dearer).
     known_masks = layout.known_masks()
+    # On one device, small data are constants of the programs too (runtime/data/layout.py SMALL_DATA_BYTES); the
+    # programs still take them as an argument (the same signature), which they then leave unused.
+    fixed_data = placement.data(bound) if mesh.devices.size == 1 and is_small(bound.arrays) else None
+
+    def known(data, masks):
+        """The data and masks a program computes with: its arguments, or the constants that stand for them."""
+        return (data if fixed_data is None else fixed_data), {**masks, **known_masks}
 
     def setup(data, masks, z):
-        masks = {**masks, **known_masks}
         def make_pinned():
             # Fresh copies of the data at every call: TFP caches bijector results globally, keyed by the input
             # (a log-normal's log of the observed data), and a hit from another JAX sub-trace leaks its tracer.
@@ -131,6 +137,7 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
     def init(z0, keys, data, masks):
         z0 = list(z0)
         key = keys[group_index()]
+        data, masks = known(data, masks)
         kernel, constrain, padding = setup(data, masks, z0)
         kr = kernel.bootstrap_results(z0)
         lp = stats_lib.initial_log_prob(kr, padding, z0)
@@ -146,6 +153,7 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
     def run_block(carry, keys, n_valid, data, masks):
         z_init, kr_init = _unstack(carry, treedef_box)
         keys = keys[:, group_index()]  # [iterations, groups, 2] -> this group's keys
+        data, masks = known(data, masks)
         kernel, constrain, padding = setup(data, masks, z_init)
 
         def body(state, i):
