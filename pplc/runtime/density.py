@@ -11,7 +11,7 @@ from jax.sharding import PartitionSpec as P
 from ..compiler.supports import unconstrained_shape
 from ..dsl.diagnostics import Diagnostic, PPLError
 from .data.bind import BoundData, dtype_of
-from .data.layout import SMALL_DATA_BYTES, Placement, on_mesh  # noqa: F401 - SMALL_DATA_BYTES: said here too
+from .data.layout import SMALL_DATA_BYTES, Placement, is_small, on_mesh  # noqa: F401 - SMALL_DATA_BYTES: said here too
 from .devices import spmd as spmd_lib
 from .program import Program
 from .sampling.target import target_fn
@@ -91,7 +91,7 @@ class LogDensity:
         names, data, masks, compiled = self.names, self.data, self.masks, self._value_and_grad
         if self.layout is not None:
             self._value_and_grad_fn = lambda z: compiled({n: z[n] for n in names}, data, masks)
-        elif sum(x.nbytes for x in jax.tree.leaves(data)) > SMALL_DATA_BYTES:
+        elif not is_small(data):
             self._value_and_grad_fn = lambda z: compiled({n: z[n] for n in names}, data)
         else:  # the data as constants: a program of their own, compiled at its first call
             vg = jax.value_and_grad(lambda z: self._unconstrained(z, data, masks))

@@ -22,7 +22,7 @@ SMALL_DATA_BYTES = 1 << 16
 
 def is_small(data: dict) -> bool:
     """Whether `data` (arrays by name) take at most SMALL_DATA_BYTES in all."""
-    return sum(np.asarray(x).nbytes for x in data.values()) <= SMALL_DATA_BYTES
+    return sum(x.nbytes if hasattr(x, "nbytes") else np.asarray(x).nbytes for x in data.values()) <= SMALL_DATA_BYTES
 
 
 @dataclass(frozen=True)
