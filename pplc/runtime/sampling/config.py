@@ -44,7 +44,7 @@ class SamplerConfig:
     seed: int = option(0, "random seed (default 0): the same seed gives the same draws", group="run")
     init: str = option("uniform", "initial values: uniform (default, as Stan: uniform in (-2, 2) on the "
                                   "unconstrained scale), prior (a prior draw; uniform for Flat/HalfFlat), 0 (zeros), "
-                                  "pathfinder (a draw of Pathfinder per chain; needs blackjax)",
+                                  "pathfinder (draws of multi-path Pathfinder, as CmdStan; needs blackjax)",
                        INITS)
     x64: bool = option(False, "compute in float64 throughout, as Stan (for badly scaled or near-singular "
                               "posteriors; see docs/sampling.md)", group="run")
