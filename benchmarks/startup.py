@@ -215,10 +215,14 @@ def render(rec, fmt, provenance) -> list:
            "",
            "A second pplc run reads its init and block programs as stored StableHLO (runtime/sampling/exported.py: "
            "no tracing) and their compiled code from JAX's cache. A first run traces them, then compiles the block "
-           "program in a thread while the init program compiles and runs; keys and uniform initial values come "
-           "from one small program each (the bits op-by-op `jax.random` gave). What is left of a first run is "
-           "mostly XLA compiling the block program (TFP's NUTS, Stan's step-size heuristic, the deterministics) "
-           "and the init program beside it. Before these changes (2026-12-03, 3 rounds, load 5-14): "
+           "program in a thread while the init program compiles and runs. The keys and the uniform initial values "
+           "are computed on the host (runtime/sampling/keys.py: jax.random's threefry bits in NumPy; XLA's CPU "
+           "backend takes 0.1-1 s to compile each threefry hash), and the init program only evaluates the starting "
+           "points (Stan's step-size heuristic runs in the block program, before the first step), so what is left "
+           "of a first run is mostly XLA compiling the block program (TFP's NUTS, the heuristic, the "
+           "deterministics). Earlier figures: with a small program each for the keys and the initial values and "
+           "the heuristic in the init program (2026-12-03 01:17, 5 rounds, load 5-7), pplc / NumPyro first run "
+           "1.42 [1.42-1.52]; before the block program was compiled beside the init program (3 rounds, load 5-14): "
            "pplc / NumPyro first run 1.35 [1.26-1.56], pplc first / second 2.85 [2.26-3.00].", ""]
     return out + provenance(rec) + [""]
 

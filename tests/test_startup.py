@@ -1,7 +1,9 @@
-"""Start-up: the keys and initial values drawn in one program are jax.random's op-by-op bits; the sampling programs
+"""Start-up: the keys and initial values computed on the host are jax.random's bits; the sampling programs
 stored beside the compilation cache (runtime/sampling/exported.py) are read by a second run and give the draws of
 traced ones."""
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 import pplc
 from pplc.runtime.devices import cache
 from pplc.runtime.sampling import exported
+from pplc.runtime.sampling import keys as keys_lib
 from pplc.runtime.sampling.init import uniform_draws
 from pplc.runtime.sampling.programs import group_keys, run_keys
 
@@ -18,17 +21,19 @@ EIGHT = os.path.join(os.path.dirname(HERE), "examples", "eight_schools.ppl")
 EIGHT_DATA = {"y": np.array([28.0, 8, -3, 7, -1, 1, 18, 12]), "sigma": np.array([15.0, 10, 16, 11, 9, 11, 10, 18])}
 
 
-@pytest.mark.parametrize("seed,groups", [(0, 1), (7, 3), (2**33 + 5, 2)])
+@pytest.mark.parametrize("seed,groups", [(0, 1), (7, 3), (2**33 + 5, 2), (2**31 + 9, 1)])
 def test_start_keys_are_the_op_by_op_bits(seed, groups):
-    """`run_keys` and `uniform_draws` (one compiled program each) give what jax.random gives op by op, as pplc
-    drew them before: per group split(key, 3) into (init, run, step), split(run, iterations), and from init
-    split(init) into (prior, uniform), one key per latent, uniform(-2, 2)."""
-    split = [jax.random.split(k, 3) for k in group_keys(seed, groups)]
-    init, keys, step = run_keys(jax.random.PRNGKey(seed), groups, 40)
+    """`run_keys` and `uniform_draws` (NumPy on the host, keys.py) give what jax.random gives, as pplc drew them
+    before: per group split(key, 3) into (initial values, iterations, unused), split(iterations key, n), and from
+    the first split(init) into (prior, uniform), one key per latent, uniform(-2, 2)."""
+    base = jax.random.PRNGKey(seed)
+    split = [jax.random.split(k, 3) for k in [base] + [jax.random.fold_in(base, g) for g in range(1, groups)]]
+    for got, want in zip(group_keys(seed, groups), [base] + [jax.random.fold_in(base, g) for g in range(1, groups)]):
+        np.testing.assert_array_equal(got, want)
+    init, keys = run_keys(keys_lib.prng_key(seed), groups, 40)
     np.testing.assert_array_equal(init, np.stack([np.asarray(s[0]) for s in split]))
     np.testing.assert_array_equal(keys, np.stack([np.asarray(jax.random.split(s[1], 40)) for s in split], axis=1))
-    np.testing.assert_array_equal(step, np.stack([np.asarray(s[2]) for s in split]))
-    shapes = ((4,), (4, 8), (4, 3, 2))
+    shapes = ((4,), (4, 8), (4, 3, 2), ())
     for s in split:
         k_prior, k_unif = jax.random.split(s[0])
         expect = [jax.random.uniform(k, shape, np.float32, -2.0, 2.0)
@@ -36,7 +41,30 @@ def test_start_keys_are_the_op_by_op_bits(seed, groups):
         got_prior, got = uniform_draws(np.asarray(s[0]), shapes, np.dtype(np.float32))
         np.testing.assert_array_equal(got_prior, k_prior)
         for a, b in zip(got, expect):
+            assert a.dtype == b.dtype and a.shape == b.shape
             np.testing.assert_array_equal(a, b)
+
+
+def test_host_keys_are_jax_random_in_64_bit_mode():
+    """With --x64: the seed's 64 bits make the key, and uniform float64 draws take 64 random bits: both as
+    jax.random (a fresh process: 64-bit mode is set before JAX starts)."""
+    code = """
+import jax, numpy as np
+jax.config.update("jax_enable_x64", True)
+from pplc.runtime.sampling import keys as K
+for seed in (0, 5, 2**33 + 5, 2**62 + 11):
+    key = jax.random.PRNGKey(seed)
+    assert (np.asarray(key) == K.prng_key(seed)).all(), seed
+    assert (np.asarray(jax.random.fold_in(key, 2**31 + 7)) == K.fold_in(K.prng_key(seed), 2**31 + 7)).all()
+    for dtype in (np.float32, np.float64):
+        want = np.asarray(jax.random.uniform(key, (3, 700), dtype, -2.0, 2.0))
+        got = K.uniform(K.prng_key(seed), (3, 700), dtype, -2.0, 2.0)
+        assert got.dtype == want.dtype and (got == want).all(), (seed, dtype)
+print("same")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=os.path.dirname(HERE))
+    assert out.returncode == 0 and out.stdout.strip() == "same", out.stderr[-2000:]
 
 
 def test_stored_programs_are_read_and_give_the_traced_draws(tmp_path, monkeypatch):

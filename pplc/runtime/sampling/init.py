@@ -1,10 +1,7 @@
 """Starting the chains: initial values (uniform, zeros, prior, Pathfinder), Stan's redraws of a non-finite start."""
 from __future__ import annotations
 
-import functools
-import math
 
-import jax
 import numpy as np
 
 from ...compiler.supports import unconstrained_shape
@@ -12,6 +9,7 @@ from ...dsl.diagnostics import Diagnostic, PPLError
 from ..data.bind import BoundData
 from ..data.layout import Layout
 from ..program import Program
+from . import keys as keys_lib
 from .carry import to_host
 from .config import INIT_TRIES, SamplerConfig, float_dtype
 from .pathfinder import pathfinder_sampler
@@ -29,7 +27,7 @@ def initial_values(latents, sizes, cfg: SamplerConfig, key, prior=None) -> list[
     shapes = tuple((chains,) + tuple(unconstrained_shape(v.support, [sizes[d] for d in v.phys])) for v in latents)
     if str(cfg.init) == "0":
         return [np.zeros(shape, dtype) for shape in shapes]
-    k_prior, uniform = uniform_draws(key, shapes, np.dtype(dtype))  # one program: a key's bits as op by op
+    k_prior, uniform = uniform_draws(key, shapes, np.dtype(dtype))
     drawn = prior(k_prior, chains) if (cfg.init in ("prior", "pathfinder") and prior is not None) else None
     out = []
     for j, (v, shape) in enumerate(zip(latents, shapes)):
@@ -40,15 +38,12 @@ def initial_values(latents, sizes, cfg: SamplerConfig, key, prior=None) -> list[
     return out
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
 def uniform_draws(key, shapes, dtype):
-    """The prior's key, and a uniform draw in (-2, 2) of each shape from its own key: one compiled program (op
-    by op, each `jax.random` call would compile on its own), the same bits."""
-    k_prior, k_unif = jax.random.split(key)
-    keys = jax.random.split(k_unif, max(1, len(shapes)))
-    # Drawn flat and reshaped: the same bits (each element's counter is its flat index), a quicker compilation.
-    return k_prior, [jax.random.uniform(keys[j], (math.prod(shape),), dtype, -2.0, 2.0).reshape(shape)
-                     for j, shape in enumerate(shapes)]
+    """The prior's key, and a uniform draw in (-2, 2) of each shape from its own key: jax.random's bits computed
+    on the host (keys.py: no XLA program to compile)."""
+    k_prior, k_unif = keys_lib.split(key)
+    keys = keys_lib.split(k_unif, max(1, len(shapes)))
+    return k_prior, [keys_lib.uniform(keys[j], shape, dtype, -2.0, 2.0) for j, shape in enumerate(shapes)]
 
 
 def is_flat(var) -> bool:
@@ -91,7 +86,7 @@ def init_chains(progs, program: Program, bound: BoundData, layout: Layout, cfg: 
     tries = 1 if str(cfg.init) == "0" else INIT_TRIES
     init = progs.init
     if lowered is not None and hasattr(init, "lower"):  # (under pmap, compiled by its first call)
-        args = (progs.place_z(z), progs.init_key, progs.data, progs.masks)
+        args = (progs.place_z(z), progs.data, progs.masks)
         store = progs.store(args) if progs.store is not None else None
         if store is not None:
             store.load(("init", "block"))
@@ -99,7 +94,7 @@ def init_chains(progs, program: Program, bound: BoundData, layout: Layout, cfg: 
         lowered(traced.out_info, store)
         init = traced.compile()  # the program a call would compile: the same executable, the same values
     for attempt in range(tries):
-        carry, init_lp, ok, values = init(progs.place_z(z), progs.init_key, progs.data, progs.masks)
+        carry, init_lp, ok, values = init(progs.place_z(z), progs.data, progs.masks)
         ok = to_host(ok)  # (every process: the chains of all groups, a collective when the mesh spans several)
         if ok.all():
             return carry, to_host(init_lp)

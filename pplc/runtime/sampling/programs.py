@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import threading
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from ..devices import spmd as spmd_lib
 from ..devices.mesh import CHAINS_AXIS, DATA_AXIS
 from ..program import Program
 from . import exported
+from . import keys as keys_lib
 from .hostloop import block_args
 from . import init as init_lib
 from . import stats as stats_lib
@@ -41,21 +41,20 @@ def group_keys(seed: int, groups: int) -> list:
     """One key per chain group: the seed's key for group 0 (so that a run of one group is the plain run), the
     seed's key folded with g for group g. Each group's initial values, momenta and every other random number
     come from its own key alone."""
-    return _group_keys(jax.random.PRNGKey(seed), groups)
+    return _group_keys(keys_lib.prng_key(seed), groups)
 
 
 def _group_keys(base, groups: int) -> list:
-    return [base] + [jax.random.fold_in(base, g) for g in range(1, groups)]
+    return [base] + [keys_lib.fold_in(base, g) for g in range(1, groups)]
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def run_keys(base, groups: int, iterations: int):
-    """From the seed's key, in one compiled program (op by op, each `jax.random` call would compile on its own;
-    the bits are the same): per group, the key of its initial values, one key per iteration ([iterations, groups,
-    2]) and the key of the step-size heuristic, each group's split from its `group_keys` key."""
-    split = [jax.random.split(k, 3) for k in _group_keys(base, groups)]  # (init, run, step) per group
-    return (jnp.stack([s[0] for s in split]), jnp.stack([jax.random.split(s[1], iterations) for s in split], axis=1),
-            jnp.stack([s[2] for s in split]))
+def run_keys(base, groups: int, iterations: int) -> tuple[np.ndarray, np.ndarray]:
+    """From the seed's key, on the host (keys.py: jax.random's bits, nothing to compile): per group, the key of
+    its initial values and one key per iteration ([iterations, groups, 2]), each group's split from its
+    `group_keys` key into (initial values, iterations, a third key no longer used, kept so that the first two
+    stay what they were)."""
+    split = [keys_lib.split(k, 3) for k in _group_keys(base, groups)]
+    return (np.stack([s[0] for s in split]), np.stack([keys_lib.split(s[1], iterations) for s in split], axis=1))
 
 
 def _stack(tree, treedef_box):
@@ -85,7 +84,6 @@ class Programs:
     keys: np.ndarray  # one PRNG key per iteration, warmup then draws
     redraw: object = None  # redraw(attempt) -> fresh initial values (host, padded), for a non-finite start
     place_z: object = None  # host initial values -> the init program's argument
-    init_key: object = None  # the key of the step-size heuristic at the start
     place_data: object = None  # BoundData of the same shapes -> the programs' data argument (no recompilation)
     store: object = None  # the init program's arguments -> an `exported.Store` of this run's programs, or None
 
@@ -134,9 +132,8 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
         kernel = make_kernel(target, cfg, list(z), latents, axes, layout.sizes)
         return kernel, constrain, padding
 
-    def init(z0, keys, data, masks):
+    def init(z0, data, masks):
         z0 = list(z0)
-        key = keys[group_index()]
         data, masks = known(data, masks)
         kernel, constrain, padding = setup(data, masks, z0)
         kr = kernel.bootstrap_results(z0)
@@ -146,8 +143,7 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
             ok = ok & jnp.all(jnp.isfinite(jnp.reshape(g, (g.shape[0], -1))), axis=-1)
         if axes:  # a sharded gradient is finite only if it is on every device
             ok = jax.lax.pmin(ok.astype(jnp.int32), tuple(axes)) > 0
-        # Stan's step-size heuristic, once every chain starts finite.
-        kr = jax.lax.cond(jnp.all(ok), lambda k: kernel.initialize(z0, k, key), lambda k: k, kr)
+        # (Stan's step-size heuristic runs in the block program, before the first step: warmup.WindowedAdaptation.)
         return _stack((z0, kr), treedef_box), lp, ok, constrain(z0)
 
     def run_block(carry, keys, n_valid, data, masks):
@@ -182,14 +178,13 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
                   {v.name: spec_of(v.phys, layout, lead=2, chains_at=1 if groups > 1 else None) for v in outputs},
                   stat_specs)
     carry_spec = stacked(mesh)
-    init_fn = spmd_lib.spmd(init, mesh, (z_specs, P(), data_specs, mask_specs),
+    init_fn = spmd_lib.spmd(init, mesh, (z_specs, data_specs, mask_specs),
                             (carry_spec, per_chain, per_chain, z_specs), mode)
     # One program for warmup and sampling blocks (one compilation); warmup keeps only the statistics.
     block_fn = spmd_lib.spmd(run_block, mesh, (carry_spec, P(), P(), data_specs, mask_specs),
                              (carry_spec, draw_specs), mode)
 
-    init_keys, keys, step_keys = (np.asarray(k) for k in run_keys(jax.random.PRNGKey(cfg.seed), groups,
-                                                                    cfg.warmup + cfg.draws))
+    init_keys, keys = run_keys(keys_lib.prng_key(cfg.seed), groups, cfg.warmup + cfg.draws)
     data = placement.data(bound)
     prior = init_lib.start_sampler(program, bound, cfg)
     group_cfg = dataclasses.replace(cfg, chains=chains)
@@ -199,7 +194,7 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
         group's from its own key, chains of group 0 first."""
         z = []
         for init_key in init_keys:
-            k = init_key if attempt == 0 else jax.random.fold_in(init_key, attempt)
+            k = init_key if attempt == 0 else keys_lib.fold_in(init_key, attempt)
             z.append(init_lib.initial_values(latents, bound.sizes, group_cfg, k, prior))
         z = [np.concatenate(parts, axis=0) for parts in zip(*z)]
         return [layout.pad(x, v.phys, axis0=1) for x, v in zip(z, latents)]
@@ -216,7 +211,7 @@ def build(program: Program, bound: BoundData, layout: Layout, mesh, cfg: Sampler
         return None if base["key"] is None else exported.Store(base["key"], args)
 
     return Programs(init_fn, block_fn, data, placement.masks(), redraw(0), block, keys, redraw,
-                    lambda z: placement.place(z, z_specs), step_keys, placement.data, store)
+                    lambda z: placement.place(z, z_specs), placement.data, store)
 
 
 def compile_alongside(progs):

@@ -33,9 +33,11 @@ def warmup_windows(warmup: int, init_buffer: int = 75, term_buffer: int = 50, ba
     return init_buffer, ends
 
 
-class WarmupResults(collections.namedtuple("WarmupResults", ["inner_results", "step", "count", "mean", "m2"])):
-    """Kernel results of `WindowedAdaptation`: the dual-averaging kernel's results, the iteration index, and a
-    per-chain running (Welford) mean and sum of squared deviations of every unconstrained state part."""
+class WarmupResults(collections.namedtuple("WarmupResults",
+                                            ["inner_results", "step", "count", "mean", "m2", "restart"])):
+    """Kernel results of `WindowedAdaptation`: the dual-averaging kernel's results, the iteration index, a
+    per-chain running (Welford) mean and sum of squared deviations of every unconstrained state part, and whether
+    the step size restarts (Stan's heuristic, dual averaging afresh) before the next step."""
 
     __slots__ = ()
 
@@ -47,7 +49,12 @@ class WindowedAdaptation(tfp.mcmc.TransitionKernel):
     the per-chain variance of each unconstrained element is accumulated; at a window's end it becomes the
     inverse mass matrix (regularised as Stan: n/(n+5) var + 1e-3 * 5/(n+5)), the step size is re-initialised
     with Stan's heuristic and dual averaging restarts, so that it ends, as in Stan, with the last warmup
-    iteration. After warmup nothing changes. Sharded parts keep sharded variances and sharded momenta."""
+    iteration. After warmup nothing changes. Sharded parts keep sharded variances and sharded momenta.
+
+    The heuristic also runs before the first step (with a warmup), as Stan's does after initialisation. Each
+    restart is done at the start of the iteration after it is due, from the same state and results: the sampling
+    program holds the heuristic once (compiling it costs more than the rest of the start-up program), and no
+    separate program runs it at the start."""
 
     def __init__(self, inner_kernel, target, warmup: int, adapt_metric: bool, find_step: bool,
                  name="windowed_adaptation", momentum=None):
@@ -79,15 +86,21 @@ class WindowedAdaptation(tfp.mcmc.TransitionKernel):
             inner = set_momentum_distribution(inner, self._momentum)
         zeros = [jnp.zeros_like(x) for x in init_state]
         return WarmupResults(inner, jnp.zeros([], jnp.int32), jnp.zeros([], init_state[0].dtype), zeros,
-                             [jnp.zeros_like(x) for x in init_state])
+                             [jnp.zeros_like(x) for x in init_state], jnp.asarray(self._warmup > 0))
 
     def one_step(self, current_state, previous_kernel_results, seed=None):
         kr = previous_kernel_results
         step_seed, restart_seed = jax.random.split(seed)
-        state, inner = self._inner.one_step(list(current_state), kr.inner_results, seed=step_seed)
         i = kr.step
+        inner = kr.inner_results
+        if self._warmup > 0:
+            inner = jax.lax.cond(kr.restart & (i < self._warmup),
+                                 lambda r: self.restart_step_size(list(current_state), r, restart_seed,
+                                                                  remaining=self._warmup - i),
+                                 lambda r: r, inner)
+        state, inner = self._inner.one_step(list(current_state), inner, seed=step_seed)
         if not self._ends:
-            return state, kr._replace(inner_results=inner, step=i + 1)
+            return state, kr._replace(inner_results=inner, step=i + 1, restart=jnp.zeros_like(kr.restart))
         # Welford's update within the slow windows (one estimate per chain and element).
         in_window = (i >= self._start) & (i < self._ends[-1])
         count = kr.count + in_window.astype(kr.count.dtype)
@@ -105,12 +118,11 @@ class WindowedAdaptation(tfp.mcmc.TransitionKernel):
             var = [(n / (n + 5.0)) * (s / jnp.maximum(n - 1.0, 1.0)) + 1e-3 * (5.0 / (n + 5.0)) for s in m2]
             momentum = momentum_lib.update(unnest.get_innermost(inner, "momentum_distribution"), var)
             inner = set_momentum_distribution(inner, momentum)
-            inner = self.restart_step_size(state, inner, restart_seed, remaining=self._warmup - (i + 1))
             zeros = [jnp.zeros_like(x) for x in mean]
             return inner, jnp.zeros_like(count), zeros, [jnp.zeros_like(x) for x in m2]
 
         inner, count, mean, m2 = jax.lax.cond(at_end, end_window, lambda a: a, (inner, count, mean, m2))
-        return state, WarmupResults(inner, i + 1, count, mean, m2)
+        return state, WarmupResults(inner, i + 1, count, mean, m2, at_end)
 
     def restart_step_size(self, state, dassa_results, seed, remaining):
         """Stan's step-size restart: the heuristic from the current step size, then dual averaging afresh
@@ -123,13 +135,6 @@ class WindowedAdaptation(tfp.mcmc.TransitionKernel):
         inner = dassa.step_size_setter_fn(inner, step)
         restarted = dassa._bootstrap_from_inner_results(state, inner)  # noqa: SLF001 - as TFP's own windowed kernel
         return restarted._replace(num_adaptation_steps=jnp.asarray(remaining, jnp.int32))
-
-    def initialize(self, state, kr, seed):
-        """After bootstrap: Stan's step-size heuristic (when there is a warmup), dual averaging over all of it."""
-        if self._warmup == 0:
-            return kr
-        inner = self.restart_step_size(list(state), kr.inner_results, seed, remaining=self._warmup)
-        return kr._replace(inner_results=inner)
 
 
 def set_momentum_distribution(results, momentum):
@@ -173,22 +178,30 @@ def find_reasonable_step_size(target, state, inner, step, seed, max_tries=60):
         return h0 - h1
 
     k0, key = jax.random.split(seed)
-    direction = jnp.where(delta_h(eps0, k0) > log08, 1.0, -1.0).astype(lp0.dtype)
 
+    # One loop, so that the program holds one leapfrog step (its target and gradient) rather than two: iteration 0
+    # tries the current step size with key k0 and sets the direction (up while the acceptance is above 0.8, down
+    # while below); each later one, with the next key of the chain split from `key`, tries the current size and
+    # either stops the chain (the acceptance crossed 0.8) or doubles or halves it. As Stan, the first size is tried
+    # twice (for the direction, then in the loop).
     def cond(c):
-        i, _, done, _ = c
-        return (i < max_tries) & ~jnp.all(done)
+        i, _, done, _, _ = c
+        return (i <= max_tries) & ~jnp.all(done)
 
     def body(c):
-        i, eps, done, key = c
-        key, k = jax.random.split(key)
+        i, eps, done, key, direction = c
+        first = i == 0
+        key_next, k = jax.random.split(key)
+        k, key = jnp.where(first, k0, k), jnp.where(first, key, key_next)
         dh = delta_h(eps, k)
+        direction = jnp.where(first, jnp.where(dh > log08, 1.0, -1.0).astype(lp0.dtype), direction)
         stop = ((direction > 0) & ~(dh > log08)) | ((direction < 0) & ~(dh < log08))
-        done = done | stop
-        eps = jnp.where(done, eps, jnp.where(direction > 0, 2.0 * eps, 0.5 * eps))
-        return i + 1, eps, done, key
+        done = done | (stop & ~first)
+        eps = jnp.where(done | first, eps, jnp.where(direction > 0, 2.0 * eps, 0.5 * eps))
+        return i + 1, eps, done, key, direction
 
-    _, eps, _, _ = jax.lax.while_loop(cond, body, (0, eps0, jnp.zeros(lp0.shape, bool), key))
+    _, eps, _, _, _ = jax.lax.while_loop(cond, body, (0, eps0, jnp.zeros(lp0.shape, bool), key,
+                                                       jnp.zeros_like(lp0)))
     eps = jnp.where(jnp.isfinite(eps) & (eps > 0), eps, eps0)
     return [jnp.reshape(eps, s.shape).astype(s.dtype) for s in step]
 
@@ -221,6 +234,10 @@ def make_kernel(target, cfg: SamplerConfig, state, latents, axes, sizes=None):
     # Dual averaging ends with the warmup (with none, the step size never changes).
     dassa = tfp.mcmc.DualAveragingStepSizeAdaptation(
         inner, num_adaptation_steps=cfg.warmup, target_accept_prob=cfg.accept_target)
+    if cfg.sampler == "nuts":
+        # The adaptation rebuilds NUTS from its parameters, which leave the momentum distribution out: given again,
+        # so that NUTS's bootstrap uses it rather than building (and tracing) a TFP one that is then replaced.
+        dassa.inner_kernel.momentum_distribution = momentum
     return WindowedAdaptation(dassa, target, cfg.warmup, adapt_metric=cfg.metric == "diag",
                               find_step=True, momentum=momentum)
 
