@@ -54,7 +54,9 @@ class LogDensity:
     event-space bijectors (NumPyro's -potential_energy, BridgeStan's log_density(jacobian=True)), the target
     pplc's own samplers use; it works under jax.jit, jax.grad and jax.vmap. `constrain(z)` / `unconstrain(params)`
     map between the scales, `init(seed)` draws initial values as `pplc run` does (uniform in (-2, 2)).
-    `value_and_grad(z)` is `unconstrained` and its gradient, compiled once (see SMALL_DATA_BYTES for the data).
+    `value_and_grad(z)` is `unconstrained` and its gradient, a compiled function giving (value, gradient as a dict
+    by latent name): compiled once per data shape; small data on one device once per data, as constants of the
+    program (see SMALL_DATA_BYTES), called with no Python in between.
     With `devices` > 1 the density is the sharded program on the mesh (same values; latents at their true sizes).
     """
 
@@ -87,15 +89,16 @@ class LogDensity:
             self.masks = self.program.all_true_masks(self.sizes)
         else:
             self.data, self.masks = self._placement.data(bound), self._placement.masks()
-        # `value_and_grad`: z restricted to the latents, then the program for these data
+        # `value_and_grad` (the class docstring): z restricted to the latents, then the program for these data. An
+        # attribute, not a property: a call is the compiled function's dispatch and nothing more.
         names, data, masks, compiled = self.names, self.data, self.masks, self._value_and_grad
         if self.layout is not None:
-            self._value_and_grad_fn = lambda z: compiled({n: z[n] for n in names}, data, masks)
+            self.value_and_grad = lambda z: compiled({n: z[n] for n in names}, data, masks)
         elif not is_small(data):
-            self._value_and_grad_fn = lambda z: compiled({n: z[n] for n in names}, data)
+            self.value_and_grad = lambda z: compiled({n: z[n] for n in names}, data)
         else:  # the data as constants: a program of their own, compiled at its first call
             vg = jax.value_and_grad(lambda z: self._unconstrained(z, data, masks))
-            self._value_and_grad_fn = jax.jit(lambda z: vg({n: z[n] for n in names}))
+            self.value_and_grad = jax.jit(lambda z: vg({n: z[n] for n in names}))
 
     def with_data(self, bound: BoundData) -> "LogDensity":
         """The same compiled functions with other data of the same shapes (no new compilation; but see
@@ -189,13 +192,6 @@ class LogDensity:
         """The log density plus log-Jacobian at unconstrained values `z` (arrays by latent name); `jacobian=False`:
         the log density at their constrained values alone (the objective of a MAP on the constrained scale)."""
         return self._unconstrained(z, self.data, self.masks, jacobian)
-
-    @property
-    def value_and_grad(self):
-        """`unconstrained` and its gradient, a compiled function: `ld.value_and_grad(z)` gives (value, gradient as
-        a dict by latent name). Compiled once per data shape; small data on one device once per data, as constants
-        of the program (see SMALL_DATA_BYTES), called with no Python in between."""
-        return self._value_and_grad_fn
 
     def _bijector(self):
         pinned = self.program.pinned(_fresh(self.data) if self.layout is None else self._host_data(),
