@@ -42,6 +42,36 @@ def test_warmup_windows_are_stans():
     assert warmup_windows(10) == (10, [])  # under 20 iterations: no mass-matrix adaptation
 
 
+@pytest.mark.parametrize("sampler", ["nuts", "hmc"])
+def test_the_step_size_heuristic_runs_before_the_first_step_and_after_each_window(sampler):
+    """Stan's step-size heuristic runs in the sampling program: before the first step (from the initial step
+    size, 1e-4 here, far below a standard normal's ~1) and before the step after each slow window's end, and only
+    with a warmup; the restart flag is set at a window's end and cleared by the next step."""
+    def target(x):
+        return -0.5 * jnp.sum(x * x, axis=-1)
+
+    def first_steps(warmup, n):
+        cfg = SamplerConfig(sampler=sampler, leapfrog=3, chains=2, warmup=warmup, step_size=1e-4)
+        z = [jnp.zeros([2, 3])]
+        kernel = make_kernel(target, cfg, z, [type("V", (), {"sharded_dim": None, "phys": ("d",)})()], [], {})
+        kr = kernel.bootstrap_results(z)
+        out = [bool(kr.restart)]
+        one_step = jax.jit(lambda z, kr, seed: kernel.one_step(z, kr, seed=seed))
+        for i in range(n):
+            z, kr = one_step(z, kr, jax.random.PRNGKey(i))
+            step = np.asarray(unnest.get_innermost(kr.inner_results, "step_size")[0]).ravel()
+            out.append((step, bool(kr.restart)))
+        return out
+
+    start, ends = warmup_windows(40)  # (6, [36]): one slow window ending after iteration 35
+    with_warmup = first_steps(40, ends[0] + 1)
+    assert with_warmup[0] is True  # due before the first step
+    assert np.all(with_warmup[1][0] > 0.05) and not with_warmup[1][1]  # the heuristic ran: ~1, not 1e-4
+    assert [r for _, r in with_warmup[1:]] == [False] * (ends[0] - 1) + [True, False]  # set at the end, then done
+    without = first_steps(0, 2)
+    assert without[0] is False and all(np.allclose(s, 1e-4) for s, _ in without[1:])
+
+
 def test_mass_matrix_of_a_sharded_latent_stays_sharded_and_is_estimated_per_device():
     """Preconditioned HMC in the windowed warmup on 2 devices: a replicated latent `a` (sd 3) and a latent `b`
     sharded over devices (sds 0.4 .. 2.5, each device holding its own items). After the slow windows the

@@ -1,7 +1,6 @@
 """Starting the chains: initial values (uniform, zeros, prior, Pathfinder), Stan's redraws of a non-finite start."""
 from __future__ import annotations
 
-
 import numpy as np
 
 from ...compiler.supports import unconstrained_shape
